@@ -1,0 +1,3 @@
+"""publisher: articles in, RSS/Atom/JSON feeds and an email digest out."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,168 @@
+"""The command line: the only module that prints or exits. Commands call the library.
+
+Heavy libraries (feedgen, SQLAlchemy, nh3, markdown-it) are imported inside the commands, so that
+`publisher --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from publisher import __version__
+
+if TYPE_CHECKING:
+    from publisher.config import Settings
+    from publisher.models import PublishReport
+
+F = TypeVar("F", bound=Callable[..., Any])
+PROGRESS_FROM = 200  # draw a progress bar when there are at least this many files
+
+
+def config_option(func: F) -> F:
+    return click.option("--config", "-c", "config", type=click.Path(path_type=Path, dir_okay=False),
+                        help="Config file [default: ./publisher.toml, else built-in defaults].")(func)
+
+
+def clock_option(func: F) -> F:
+    return click.option("--clock", metavar="ISO-TIME",
+                        help="Pretend the time is this (e.g. 2026-11-25T09:00:00Z), for reproducible output.")(func)
+
+
+def _now(clock: str | None) -> datetime:
+    if not clock:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(clock.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise click.BadParameter(f"{clock!r} is not an ISO time such as 2026-11-25T09:00:00Z",
+                                 param_hint="--clock") from e
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _fail(error: Exception, code: int) -> None:
+    click.echo(f"error: {error}", err=True)
+    sys.exit(code)
+
+
+def _settings(config: Path | None) -> Settings:
+    from publisher.config import load_settings
+    from publisher.errors import PublisherError
+
+    try:
+        return load_settings(config, Path.cwd())
+    except PublisherError as e:
+        _fail(e, e.exit_code)
+        raise  # unreachable: _fail exits
+
+
+class _Bar:
+    """A click progress bar on stderr, shown only for long runs in a terminal."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def start(self, total: int) -> None:
+        if total >= PROGRESS_FROM and sys.stderr.isatty():
+            self.bar = click.progressbar(length=total, label="reading articles", file=sys.stderr)
+            self.bar.__enter__()
+
+    def advance(self, done: int) -> None:
+        if self.bar is not None:
+            self.bar.update(done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _report(report: PublishReport, seconds: float, dry_run: bool) -> None:
+    for problem in report.problems:
+        click.echo(f"{problem.severity}: {problem}", err=True)
+    verb = "would write" if dry_run else "written"
+    hidden = f", {report.hidden} waiting (draft or future)" if report.hidden else ""
+    click.echo(f"{report.read} articles read, {report.published} published, {report.skipped} skipped "
+               f"with errors{hidden}; feeds {verb}: {len(report.written)}, unchanged: "
+               f"{len(report.unchanged)}; {seconds:.2f} s")
+
+
+def _run(settings: Settings, now: datetime, *, dry_run: bool, use_cache: bool) -> PublishReport:
+    from publisher.errors import PublisherError
+    from publisher.pipeline import publish
+
+    bar = _Bar()
+    try:
+        return publish(settings, now, dry_run=dry_run, use_cache=use_cache, progress=bar)
+    except PublisherError as e:
+        bar.close()
+        _fail(e, e.exit_code)
+        raise
+    finally:
+        bar.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="publisher")
+@click.option("-v", "--verbose", is_flag=True, help="Log what each stage does.")
+def main(verbose: bool) -> None:
+    """Publish a folder of articles as RSS, Atom and JSON feeds (and an email digest)."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@config_option
+@clock_option
+@click.option("--dry-run", is_flag=True, help="Do everything but write feeds or state.")
+def publish(config: Path | None, clock: str | None, dry_run: bool) -> None:
+    """Read the articles and write the feeds to the output folder.
+
+    Exit code 0 on success, 1 when some article was bad (the others are still
+    published), 2 on a bad config or usage.
+    """
+    started = time.perf_counter()
+    settings = _settings(config)
+    report = _run(settings, _now(clock), dry_run=dry_run, use_cache=True)
+    _report(report, time.perf_counter() - started, dry_run)
+    sys.exit(1 if report.errors else 0)
+
+
+@main.command()
+@config_option
+@clock_option
+def check(config: Path | None, clock: str | None) -> None:
+    """Validate the config and every article; write nothing."""
+    started = time.perf_counter()
+    settings = _settings(config)
+    report = _run(settings, _now(clock), dry_run=True, use_cache=False)
+    for problem in report.problems:
+        click.echo(f"{problem.severity}: {problem}", err=True)
+    click.echo(f"{report.read} articles checked, {len(report.errors)} with errors, "
+               f"{len(report.problems) - len(report.errors)} warnings; "
+               f"{time.perf_counter() - started:.2f} s")
+    sys.exit(1 if report.errors else 0)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@clock_option
+def init(directory: Path, clock: str | None) -> None:
+    """Create a new site in DIRECTORY: publisher.toml (every key, commented), an example article
+    and the templates."""
+    from publisher.errors import PublisherError
+    from publisher.scaffold import scaffold
+
+    try:
+        created = scaffold(directory, _now(clock))
+    except PublisherError as e:
+        _fail(e, e.exit_code)
+    for path in created:
+        click.echo(f"created {path}")
+    click.echo(f"next: cd {directory} && publisher publish")

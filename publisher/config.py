@@ -1,0 +1,193 @@
+"""publisher.toml -> frozen, validated settings.
+
+The schema is one table (section -> key -> Field). Every value is checked once, at start; an unknown
+key is rejected with the closest valid one. Paths are relative to the config file's folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from publisher.errors import ConfigError
+
+CONFIG_NAME = "publisher.toml"
+FEED_FORMATS = ("rss", "atom", "json")
+Check = Callable[[Any], str | None]  # returns a problem description, or None when the value is fine
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: type
+    default: Any
+    doc: str
+    check: Check | None = None
+
+
+def _url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "must be an absolute http(s) URL such as https://example.com/"
+    return None
+
+
+def _timezone(value: str) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "is not a known IANA timezone (for example Europe/Berlin or UTC)"
+    return None
+
+
+def _language(value: str) -> str | None:
+    ok = re.fullmatch(r"[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*", value)
+    return None if ok else "must be a language tag such as en or en-GB"
+
+
+def _positive(value: int) -> str | None:
+    return None if value >= 1 else "must be 1 or more"
+
+
+def _permalink(value: str) -> str | None:
+    return None if "{slug}" in value else "must contain {slug}, for example {slug}/"
+
+
+def _formats(value: list[Any]) -> str | None:
+    bad = [v for v in value if v not in FEED_FORMATS]
+    if bad or not value:
+        return f"must list some of {', '.join(FEED_FORMATS)}"
+    return None
+
+
+SCHEMA: dict[str, dict[str, Field]] = {
+    "site": {
+        "title": Field(str, "My Publication", "the name readers see in their feed reader"),
+        "url": Field(str, "http://localhost:8080/", "public base URL of the site", _url),
+        "description": Field(str, "Articles and newsletter", "one sentence about the site"),
+        "language": Field(str, "en", "language tag of the articles", _language),
+        "author": Field(str, "", "default author of articles that name none"),
+        "timezone": Field(str, "UTC", "IANA timezone for dates without an offset", _timezone),
+        "permalink": Field(str, "{slug}/", "article URL below site.url; {slug} is the article's slug",
+                           _permalink),
+    },
+    "paths": {
+        "articles": Field(str, "articles", "folder of .txt and .md articles"),
+        "output": Field(str, "feeds", "folder the feeds are written to"),
+        "state": Field(str, "publisher.db", "SQLite state database"),
+    },
+    "feeds": {
+        "limit": Field(int, 50, "newest articles in each feed", _positive),
+        "formats": Field(list, list(FEED_FORMATS), "feeds to write: rss, atom, json", _formats),
+    },
+}
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    title: str
+    url: str
+    description: str
+    language: str
+    author: str
+    timezone: str
+    permalink: str
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    articles: Path
+    output: Path
+    state: Path
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    limit: int
+    formats: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Settings:
+    site: SiteSettings
+    paths: PathSettings
+    feeds: FeedSettings
+    source: Path | None  # the config file, or None for built-in defaults
+
+
+def _closest(word: str, choices: list[str]) -> str:
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
+    return f"; did you mean '{match[0]}'?" if match else f"; valid keys: {', '.join(choices)}"
+
+
+def _check_value(where: str, key: str, field: Field, value: Any) -> Any:
+    is_bool = isinstance(value, bool)
+    if not isinstance(value, field.kind) or (is_bool and field.kind is not bool):
+        raise ConfigError(f"{where}: '{key}' must be {field.kind.__name__}, not {type(value).__name__}",
+                          f"for example {key} = {field.default!r}")
+    if field.check and (problem := field.check(value)):
+        raise ConfigError(f"{where}: '{key}' = {value!r} {problem}")
+    return value
+
+
+def _section(where: str, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    fields = SCHEMA[name]
+    for key in raw:
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key '{name}.{key}'{_closest(key, list(fields))}")
+    return {key: _check_value(where, f"{name}.{key}", f, raw.get(key, f.default))
+            for key, f in fields.items()}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: config file not found", "check --config, or run 'publisher init'") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+
+
+def _validate(raw: Mapping[str, Any], where: str, base: Path, source: Path | None) -> Settings:
+    for name, value in raw.items():
+        if name not in SCHEMA:
+            raise ConfigError(f"{where}: unknown section [{name}]{_closest(name, list(SCHEMA))}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: '{name}' must be a table ([{name}])")
+    values = {name: _section(where, name, raw.get(name, {})) for name in SCHEMA}
+    site = values["site"]
+    site["url"] = site["url"] if site["url"].endswith("/") else site["url"] + "/"
+    paths = {k: (base / v).resolve() for k, v in values["paths"].items()}
+    feeds = values["feeds"]
+    return Settings(
+        site=SiteSettings(**site),
+        paths=PathSettings(**paths),
+        feeds=FeedSettings(limit=feeds["limit"], formats=tuple(dict.fromkeys(feeds["formats"]))),
+        source=source,
+    )
+
+
+def load_settings(config: Path | None, cwd: Path) -> Settings:
+    """Read `config` (or ./publisher.toml when it exists, else the built-in defaults)."""
+    if config is None:
+        candidate = cwd / CONFIG_NAME
+        if not candidate.is_file():
+            return _validate({}, "built-in defaults", cwd.resolve(), None)
+        config = candidate
+    config = config.resolve()
+    return _validate(_read_toml(config), str(config), config.parent, config)
+
+
+def defaults() -> dict[str, dict[str, Field]]:
+    """The schema, for `publisher init` and the docs."""
+    return SCHEMA

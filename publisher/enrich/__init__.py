@@ -1,0 +1,66 @@
+"""Enrich: sanitize the HTML, make URLs absolute, add a summary and a reading time."""
+
+from __future__ import annotations
+
+import html as htmllib
+import math
+import re
+
+from publisher.config import SiteSettings
+from publisher.enrich.sanitize import absolute, sanitize
+from publisher.models import Document, Entry
+
+SUMMARY_CHARS = 280
+WORDS_PER_MINUTE = 230
+TAG = re.compile(r"<[^>]+>")
+FIRST_PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.S)
+
+
+def plain_text(html: str) -> str:
+    """HTML -> text with collapsed whitespace."""
+    return " ".join(htmllib.unescape(TAG.sub(" ", html)).split())
+
+
+def shorten(text: str, limit: int = SUMMARY_CHARS) -> str:
+    """Cut at a word boundary, ending with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1].rsplit(" ", 1)[0].rstrip(" ,;:.-–—")
+    return cut + "…"
+
+
+def summarize(html: str) -> str:
+    """The first paragraph, cut at a word boundary."""
+    match = FIRST_PARAGRAPH.search(html)
+    return shorten(plain_text(match.group(1) if match else html))
+
+
+def reading_minutes(html: str) -> int:
+    return max(1, math.ceil(len(plain_text(html).split()) / WORDS_PER_MINUTE))
+
+
+def page_url(site: SiteSettings, slug: str) -> str:
+    """The public URL of an article."""
+    return site.url + site.permalink.replace("{slug}", slug)
+
+
+def _image(site: SiteSettings, image: str | None) -> str | None:
+    """An absolute http(s) image URL, or None (a javascript: or data: URL is dropped)."""
+    if not image:
+        return None
+    url = absolute(site.url, site.url, image)
+    return url if url.startswith(("http://", "https://")) else None
+
+
+def enrich(doc: Document, site: SiteSettings) -> tuple[Entry, str]:
+    """Document -> (Entry, sanitized HTML with absolute URLs)."""
+    body = sanitize(doc.body_html, site.url, page_url(site, doc.slug))
+    entry = Entry(
+        source=doc.source, slug=doc.slug, title=doc.title,
+        summary=shorten(" ".join(doc.summary.split())) if doc.summary else summarize(body),
+        reading_minutes=reading_minutes(body), content_hash=doc.content_hash, date=doc.date,
+        updated=doc.updated, author=doc.author, tags=doc.tags,
+        image=_image(site, doc.image), draft=doc.draft,
+        references=doc.references, guid=doc.guid,
+    )
+    return entry, body

@@ -1,0 +1,45 @@
+"""Allow-list HTML sanitizing (nh3) and absolute URLs. The only module that imports nh3."""
+
+from __future__ import annotations
+
+from functools import cache
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+
+TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "details", "dl", "dt",
+    "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd",
+    "li", "mark", "ol", "p", "pre", "q", "s", "samp", "small", "strong", "sub", "summary", "sup",
+    "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "u", "ul",
+}
+ATTRIBUTES = {
+    "a": {"href", "title"}, "img": {"src", "alt", "title", "width", "height"},
+    "abbr": {"title"}, "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan", "scope"},
+    "time": {"datetime"}, "ol": {"start"}, "code": {"class"}, "q": {"cite"}, "blockquote": {"cite"},
+}
+URL_ATTRIBUTES = {"href", "src", "cite"}
+SCHEMES = {"http", "https", "mailto"}
+
+
+def absolute(base: str, page: str, value: str) -> str:
+    """Make a relative URL absolute against the site (a bare #fragment against the page)."""
+    value = value.strip()
+    if value.startswith("#"):
+        return page + value
+    return value if urlsplit(value).scheme else urljoin(base, value)
+
+
+@cache
+def _cleaner(base: str, page: str) -> nh3.Cleaner:
+    def attribute_filter(tag: str, attr: str, value: str) -> str | None:
+        return absolute(base, page, value) if attr in URL_ATTRIBUTES else value
+
+    return nh3.Cleaner(tags=TAGS, attributes=ATTRIBUTES, url_schemes=SCHEMES,
+                       clean_content_tags={"script", "style"}, link_rel="noopener",
+                       attribute_filter=attribute_filter, strip_comments=True)
+
+
+def sanitize(html: str, base: str, page: str) -> str:
+    """Allow-listed tags and attributes only: no script, event handlers, javascript: URLs, style."""
+    return _cleaner(base, page).clean(html)

@@ -1,0 +1,53 @@
+"""The exception tree. Library code raises these; only cli.py turns them into messages and exit codes.
+
+PublisherError            base: a message, a hint (what to do) and an exit code
+├── ConfigError           publisher.toml is wrong (exit 2)
+├── ArticleError          one article cannot be published (exit 1, the others still are)
+├── OutputError           a file could not be written inside the output folder (exit 1)
+└── StateError            the state database cannot be used (exit 2)
+"""
+
+from __future__ import annotations
+
+
+class PublisherError(Exception):
+    """An error the user can act on: `message` says what, `hint` says what to do."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+
+class ConfigError(PublisherError):
+    """The configuration file (or the command line) is invalid."""
+
+    exit_code = 2
+
+
+class ArticleError(PublisherError):
+    """One article is invalid; `path` and `line` locate it."""
+
+    def __init__(self, path: str, message: str, hint: str = "", line: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.path = path
+        self.line = line
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {super().__str__()}"
+
+
+class OutputError(PublisherError):
+    """Writing the output failed or would leave the output folder."""
+
+
+class StateError(PublisherError):
+    """The state database is unusable (wrong schema version, locked, corrupt)."""
+
+    exit_code = 2

@@ -1,0 +1,118 @@
+"""Frozen data types that cross stage boundaries (load -> enrich -> render -> write)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with one input file: an error skips the article, a warning does not."""
+
+    path: str
+    message: str
+    hint: str = ""
+    line: int | None = None
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        text = f"{where}: {self.message}"
+        return f"{text}; {self.hint}" if self.hint else text
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """An article file found in the articles folder."""
+
+    path: Path
+    rel: str  # path relative to the articles folder, with forward slashes
+    mtime_ns: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """What a reader makes of one source file, before enrichment. `body_html` is not yet sanitized."""
+
+    source: str
+    slug: str
+    title: str
+    body_html: str
+    content_hash: str
+    date: datetime | None = None
+    updated: datetime | None = None
+    author: str | None = None
+    summary: str | None = None
+    tags: tuple[str, ...] = ()
+    image: str | None = None
+    draft: bool = False
+    references: tuple[str, ...] = ()
+    guid: str | None = None
+    warnings: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An enriched article without its HTML body (cheap to keep for the whole archive)."""
+
+    source: str
+    slug: str
+    title: str
+    summary: str
+    reading_minutes: int
+    content_hash: str
+    date: datetime | None = None
+    updated: datetime | None = None
+    author: str | None = None
+    tags: tuple[str, ...] = ()
+    image: str | None = None
+    draft: bool = False
+    references: tuple[str, ...] = ()
+    guid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What the state database fixed for an article on first sight (and on later edits)."""
+
+    id: str
+    published: datetime
+    updated: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """An article ready to render: entry, identity, public URL and sanitized HTML."""
+
+    entry: Entry
+    identity: Identity
+    url: str
+    html: str
+
+    @property
+    def modified(self) -> datetime:
+        """The time of the last change: `updated`, else `published`."""
+        return self.identity.updated or self.identity.published
+
+
+@dataclass(frozen=True, slots=True)
+class PublishReport:
+    """What one publish run did, for the one-line summary."""
+
+    read: int
+    published: int
+    skipped: int
+    written: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = field(default_factory=tuple)
+    hidden: int = 0  # drafts and articles dated in the future
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")

@@ -1,0 +1,72 @@
+"""RSS 2.0 and Atom 1.0 through feedgen (the only module that imports it).
+
+feedgen 1.0.0 quirks handled here: add_entry prepends unless told to append; `updated` and
+lastBuildDate default to now (always set from the articles); Atom entry links lose their
+attributes (feedgen #135, mended after rendering); the RSS channel <link> is the last link added.
+"""
+
+from __future__ import annotations
+
+import html
+
+from feedgen.entry import FeedEntry
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from publisher import __version__
+from publisher.models import Article
+from publisher.render import FeedContext
+
+ATOM_NS = "{http://www.w3.org/2005/Atom}"
+
+
+def _feed(ctx: FeedContext, self_url: str) -> FeedGenerator:
+    site = ctx.site
+    fg = FeedGenerator()
+    fg.load_extension("dc", atom=False, rss=True)
+    fg.id(site.url)
+    fg.title(site.title)
+    fg.subtitle(site.description or site.title)
+    fg.language(site.language)
+    fg.author({"name": ctx.author})
+    fg.generator("publisher", version=__version__, uri="https://pypi.org/project/publisher/")
+    fg.link(href=self_url, rel="self")
+    fg.link(href=site.url, rel="alternate")  # last: feedgen uses it for the RSS channel <link>
+    fg.updated(ctx.updated)
+    fg.lastBuildDate(ctx.updated)
+    for article in ctx.articles:
+        _entry(fg.add_entry(order="append"), article, ctx.author)
+    return fg
+
+
+def _entry(fe: FeedEntry, article: Article, default_author: str) -> None:
+    entry = article.entry
+    fe.id(article.identity.id)
+    fe.guid(article.identity.id, permalink=False)
+    fe.title(entry.title)
+    fe.link(href=article.url, rel="alternate", type="text/html")
+    fe.published(article.identity.published)
+    fe.updated(article.modified)
+    fe.content(article.html, type="html")
+    fe.summary(html.escape(entry.summary, quote=False), type="html")
+    author = entry.author or default_author
+    fe.author({"name": author})
+    fe.dc.dc_creator(author)
+    for tag in entry.tags:
+        fe.category(term=tag)
+
+
+def render_rss(ctx: FeedContext) -> bytes:
+    data: bytes = _feed(ctx, ctx.feed_urls["rss"]).rss_str(pretty=True)
+    return data
+
+
+def render_atom(ctx: FeedContext) -> bytes:
+    data: bytes = _feed(ctx, ctx.feed_urls["atom"]).atom_str(pretty=True)
+    root = etree.fromstring(data)
+    for link in root.iter(f"{ATOM_NS}entry"):
+        for element in link.iter(f"{ATOM_NS}link"):
+            element.set("rel", "alternate")
+            element.set("type", "text/html")
+    out: bytes = etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
+    return out

@@ -1,0 +1,43 @@
+"""JSON Feed 1.1 (https://jsonfeed.org/version/1.1), from the same article model as the XML feeds."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from publisher.models import Article
+from publisher.render import FeedContext
+
+
+def _item(article: Article, default_author: str) -> dict[str, Any]:
+    entry = article.entry
+    item: dict[str, Any] = {
+        "id": article.identity.id,
+        "url": article.url,
+        "title": entry.title,
+        "content_html": article.html,
+        "summary": entry.summary,
+        "date_published": article.identity.published.isoformat(),
+        "date_modified": article.modified.isoformat(),
+    }
+    item["authors"] = [{"name": entry.author or default_author}]
+    if entry.tags:
+        item["tags"] = list(entry.tags)
+    if entry.image:
+        item["image"] = entry.image
+    return item
+
+
+def render_json(ctx: FeedContext) -> bytes:
+    site = ctx.site
+    feed: dict[str, Any] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": site.title,
+        "home_page_url": site.url,
+        "feed_url": ctx.feed_urls["json"],
+        "description": site.description,
+        "language": site.language,
+    }
+    feed["authors"] = [{"name": ctx.author}]
+    feed["items"] = [_item(a, ctx.author) for a in ctx.articles]
+    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

@@ -1,0 +1,181 @@
+"""The state database (SQLAlchemy Core; SQLite by default): article identities and a parse cache.
+
+Identity: on first sight every article gets a permanent id, and its first-seen time becomes its
+published date when the source gives none. An edit (new content hash) sets `updated`. Nothing is
+derived again from the slug, URL or date later.
+
+Parse cache: the enriched entry and HTML of each source file, keyed by path, mtime, size and a
+fingerprint of the settings that shape the output, so unchanged files are not parsed again.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from publisher.errors import StateError
+from publisher.models import Entry, Identity, SourceFile
+
+SCHEMA_VERSION = 1
+metadata = sa.MetaData()
+meta = sa.Table("meta", metadata, sa.Column("key", sa.String, primary_key=True), sa.Column("value", sa.String))
+articles = sa.Table(
+    "articles", metadata,
+    sa.Column("slug", sa.String, primary_key=True),
+    sa.Column("id", sa.String, nullable=False, unique=True),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("content_hash", sa.String, nullable=False),
+    sa.Column("published", sa.String, nullable=False),
+    sa.Column("updated", sa.String),
+    sa.Column("first_seen", sa.String, nullable=False),
+)
+sources = sa.Table(
+    "sources", metadata,
+    sa.Column("path", sa.String, primary_key=True),
+    sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("fingerprint", sa.String, nullable=False),
+    sa.Column("entry", sa.Text, nullable=False),
+    sa.Column("html", sa.Text, nullable=False),
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def entry_json(entry: Entry) -> str:
+    data = asdict(entry)
+    data["date"], data["updated"] = _iso(entry.date), _iso(entry.updated)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def entry_from_json(text: str) -> Entry:
+    data: dict[str, Any] = json.loads(text)
+    data["date"], data["updated"] = _when(data["date"]), _when(data["updated"])
+    data["tags"], data["references"] = tuple(data["tags"]), tuple(data["references"])
+    return Entry(**data)
+
+
+def new_id(site_url: str, slug: str, first_seen: datetime) -> str:
+    """A UUID URN made once, on first sight; stored and never derived again."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{site_url}#{slug}@{_iso(first_seen)}").urn
+
+
+class Store:
+    """One connection and one transaction: commit() makes a run's changes durable at once."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def _prepare(self) -> None:
+        metadata.create_all(self.conn)
+        row = self.conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
+        if row is None:
+            self.conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StateError(f"state database has schema version {row[0]}, newer than this publisher "
+                             f"({SCHEMA_VERSION})", "upgrade publisher")
+
+    def cached(self, fingerprint: str) -> dict[str, tuple[int, int, Entry]]:
+        """rel path -> (mtime_ns, size, Entry) for the cache rows made with these settings."""
+        query = sa.select(sources.c.path, sources.c.mtime_ns, sources.c.size, sources.c.entry).where(
+            sources.c.fingerprint == fingerprint)
+        return {row[0]: (row[1], row[2], entry_from_json(row[3])) for row in self.conn.execute(query)}
+
+    def save_cache(self, rows: Iterable[tuple[SourceFile, Entry, str]], fingerprint: str) -> None:
+        values = [{"path": f.rel, "mtime_ns": f.mtime_ns, "size": f.size, "fingerprint": fingerprint,
+                   "entry": entry_json(e), "html": html} for f, e, html in rows]
+        if values:
+            paths = [v["path"] for v in values]
+            for chunk in range(0, len(paths), 500):
+                self.conn.execute(sources.delete().where(sources.c.path.in_(paths[chunk:chunk + 500])))
+            self.conn.execute(sources.insert(), values)
+
+    def forget_sources(self, keep: set[str]) -> None:
+        """Drop cache rows of files that no longer exist."""
+        gone = [p for (p,) in self.conn.execute(sa.select(sources.c.path)) if p not in keep]
+        for chunk in range(0, len(gone), 500):
+            self.conn.execute(sources.delete().where(sources.c.path.in_(gone[chunk:chunk + 500])))
+
+    def html_for(self, paths: Iterable[str]) -> dict[str, str]:
+        wanted = list(paths)
+        query = sa.select(sources.c.path, sources.c.html).where(sources.c.path.in_(wanted))
+        return {row[0]: row[1] for row in self.conn.execute(query)}
+
+    def record(self, entries: Iterable[Entry], now: datetime, site_url: str) -> dict[str, Identity]:
+        """Give new articles an id and a first-seen date; mark edited ones updated. slug -> Identity."""
+        known = {row.slug: row for row in self.conn.execute(sa.select(articles))}
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        result: dict[str, Identity] = {}
+        for entry in entries:
+            row = known.get(entry.slug)
+            if row is None:
+                ident = Identity(entry.guid or new_id(site_url, entry.slug, now), entry.date or now,
+                                 entry.updated)
+                inserts.append(self._row(entry, ident, first_seen=now))
+            else:
+                ident = self._revise(entry, row, now)
+                if (row.content_hash, row.source, row.published, row.updated) != (
+                        entry.content_hash, entry.source, _iso(ident.published), _iso(ident.updated)):
+                    updates.append(self._row(entry, ident, first_seen=_when(row.first_seen)))
+            result[entry.slug] = ident
+        if inserts:
+            self.conn.execute(articles.insert(), inserts)
+        for values in updates:
+            self.conn.execute(articles.update().where(articles.c.slug == values["slug"]).values(values))
+        return result
+
+    @staticmethod
+    def _revise(entry: Entry, row: Any, now: datetime) -> Identity:
+        published = entry.date or _when(row.first_seen)
+        updated = entry.updated or (now if entry.content_hash != row.content_hash else _when(row.updated))
+        assert published is not None
+        return Identity(row.id, published, updated)
+
+    @staticmethod
+    def _row(entry: Entry, ident: Identity, first_seen: datetime | None) -> dict[str, Any]:
+        return {"slug": entry.slug, "id": ident.id, "source": entry.source,
+                "content_hash": entry.content_hash, "published": _iso(ident.published),
+                "updated": _iso(ident.updated), "first_seen": _iso(first_seen)}
+
+    def known_sources(self) -> dict[str, str]:
+        """slug -> source path of every article the state knows."""
+        return {row.slug: row.source for row in self.conn.execute(sa.select(articles.c.slug, articles.c.source))}
+
+
+@contextmanager
+def open_store(path: Path, *, write: bool = True) -> Iterator[Store]:
+    """Open (creating on first use) the state database; changes are kept only when `write` is true
+    and the block ends without an exception. A read-only run on a missing file uses memory."""
+    url = f"sqlite:///{path}" if write or path.exists() else "sqlite://"
+    try:
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            trans = conn.begin()
+            store = Store(conn)
+            store._prepare()
+            yield store
+            if write:
+                trans.commit()
+            else:
+                trans.rollback()
+    except (OperationalError, DatabaseError) as e:
+        raise StateError(f"{path}: state database unusable: {e.orig}",
+                         "check the file, or move it away to start a new state") from e
+    finally:
+        engine.dispose()
