@@ -1,0 +1,83 @@
+"""Shared fixtures: real files, a real SQLite state, the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_ARTICLES = REPO / "articles"
+SEED = EXAMPLE_ARTICLES / "000_983df7f3348e2b46.txt"
+CLOCK = "2026-11-25T12:00:00Z"
+
+SITE_TOML = """\
+[site]
+title = "Test Site"
+url = "https://example.com/"
+description = "A site made by the tests"
+author = "Test Author"
+timezone = "UTC"
+"""
+
+
+def run_cli(*args: str, cwd: Path, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run `python -m publisher ARGS` in a real subprocess."""
+    result = subprocess.run([sys.executable, "-m", "publisher", *args], cwd=cwd, capture_output=True,
+                            text=True, timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"publisher {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+class Site:
+    """A throwaway site folder: publisher.toml, articles/, and helpers to write and publish."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.articles = root / "articles"
+        self.feeds = root / "feeds"
+        self.state = root / "publisher.db"
+        self.articles.mkdir(parents=True, exist_ok=True)
+        (root / "publisher.toml").write_text(SITE_TOML, encoding="utf-8")
+
+    def write(self, name: str, text: str | bytes) -> Path:
+        path = self.articles / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    def publish(self, *args: str, clock: str = CLOCK) -> subprocess.CompletedProcess[str]:
+        return run_cli("publish", "--clock", clock, *args, cwd=self.root)
+
+    def feed_bytes(self) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in sorted(self.feeds.iterdir())}
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return Site(tmp_path / "site")
+
+
+@pytest.fixture
+def seed_site(site: Site) -> Site:
+    shutil.copy(SEED, site.articles / SEED.name)
+    return site
+
+
+@pytest.fixture
+def make_site(tmp_path: Path) -> Callable[[str], Site]:
+    return lambda name: Site(tmp_path / name)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true",
+                     help="Rewrite tests/golden/ from the current output (only on purpose).")
