@@ -24,6 +24,7 @@ def _feed(ctx: FeedContext, self_url: str) -> FeedGenerator:
     site = ctx.site
     fg = FeedGenerator()
     fg.load_extension("dc", atom=False, rss=True)
+    fg.load_extension("media", atom=True, rss=True)
     fg.id(site.url)
     fg.title(site.title)
     fg.subtitle(site.description or site.title)
@@ -52,6 +53,8 @@ def _entry(fe: FeedEntry, article: Article, default_author: str) -> None:
     author = entry.author or default_author
     fe.author({"name": author})
     fe.dc.dc_creator(author)
+    if entry.image:
+        fe.media.content(url=entry.image, medium="image")
     for tag in entry.tags:
         fe.category(term=tag)
 
