@@ -88,18 +88,19 @@ def _report(report: PublishReport, seconds: float, dry_run: bool) -> None:
         click.echo(f"{problem.severity}: {problem}", err=True)
     verb = "would write" if dry_run else "written"
     hidden = f", {report.hidden} waiting (draft or future)" if report.hidden else ""
+    digest = f"digest {report.digest}" if report.digest else "no new articles, no digest"
     click.echo(f"{report.read} articles read, {report.published} published, {report.skipped} skipped "
-               f"with errors{hidden}; feeds {verb}: {len(report.written)}, unchanged: "
+               f"with errors{hidden}; {digest}; files {verb}: {len(report.written)}, unchanged: "
                f"{len(report.unchanged)}; {seconds:.2f} s")
 
 
-def _run(settings: Settings, now: datetime, *, dry_run: bool, use_cache: bool) -> PublishReport:
+def _run(settings: Settings, now: datetime, *, dry_run: bool, use_cache: bool, force: bool = False) -> PublishReport:
     from publisher.errors import PublisherError
     from publisher.pipeline import publish
 
     bar = _Bar()
     try:
-        return publish(settings, now, dry_run=dry_run, use_cache=use_cache, progress=bar)
+        return publish(settings, now, dry_run=dry_run, use_cache=use_cache, force_digest=force, progress=bar)
     except PublisherError as e:
         bar.close()
         _fail(e, e.exit_code)
@@ -120,16 +121,17 @@ def main(verbose: bool) -> None:
 @main.command()
 @config_option
 @clock_option
-@click.option("--dry-run", is_flag=True, help="Do everything but write feeds or state.")
-def publish(config: Path | None, clock: str | None, dry_run: bool) -> None:
-    """Read the articles and write the feeds to the output folder.
+@click.option("--dry-run", is_flag=True, help="Do everything but write files or state.")
+@click.option("--force", is_flag=True, help="Make a digest even when no article is new (the newest ones).")
+def publish(config: Path | None, clock: str | None, dry_run: bool, force: bool) -> None:
+    """Read the articles; write the feeds, the digest of new articles and the archive page.
 
     Exit code 0 on success, 1 when some article was bad (the others are still
     published), 2 on a bad config or usage.
     """
     started = time.perf_counter()
     settings = _settings(config)
-    report = _run(settings, _now(clock), dry_run=dry_run, use_cache=True)
+    report = _run(settings, _now(clock), dry_run=dry_run, use_cache=True, force=force)
     _report(report, time.perf_counter() - started, dry_run)
     sys.exit(1 if report.errors else 0)
 

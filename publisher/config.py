@@ -66,6 +66,15 @@ def _formats(value: list[Any]) -> str | None:
     return None
 
 
+def _non_negative(value: int) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
+def _urls(value: list[Any]) -> str | None:
+    bad = [v for v in value if not isinstance(v, str) or _url(v)]
+    return f"must list https URLs of stylesheets, not {bad[0]!r}" if bad else None
+
+
 SCHEMA: dict[str, dict[str, Field]] = {
     "site": {
         "title": Field(str, "My Publication", "the name readers see in their feed reader"),
@@ -81,10 +90,27 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "articles": Field(str, "articles", "folder of .txt and .md articles"),
         "output": Field(str, "feeds", "folder the feeds are written to"),
         "state": Field(str, "publisher.db", "SQLite state database"),
+        "templates": Field(str, "templates", "folder whose templates override the built-in ones"),
     },
     "feeds": {
         "limit": Field(int, 50, "newest articles in each feed", _positive),
         "formats": Field(list, list(FEED_FORMATS), "feeds to write: rss, atom, json", _formats),
+    },
+    "related": {
+        "count": Field(int, 5, "related articles ranked for each article", _non_negative),
+        "in_digest": Field(int, 3, "related links under each article in the digest", _non_negative),
+        "include_newer": Field(bool, False, "may an article link to newer ones (its links then change)"),
+        "in_feeds": Field(bool, True, "end each feed item with a 'Related reading' list"),
+    },
+    "digest": {
+        "max_articles": Field(int, 10, "newest new articles in one digest", _positive),
+        "full_text": Field(bool, False, "whole articles in the digest instead of summaries"),
+        "max_kb": Field(int, 100, "HTML size limit in KB (Gmail clips at about 102 KB)", _positive),
+        "font_family": Field(str, "Helvetica, Arial, sans-serif", "CSS font stack of the digest"),
+        "web_fonts": Field(list, [], "stylesheet URLs of web fonts to link (none by default)", _urls),
+    },
+    "email": {
+        "postal_address": Field(str, "", "sender's postal address, shown in the digest footer"),
     },
 }
 
@@ -109,6 +135,7 @@ class PathSettings:
     articles: Path
     output: Path
     state: Path
+    templates: Path
 
 
 @dataclass(frozen=True)
@@ -118,10 +145,35 @@ class FeedSettings:
 
 
 @dataclass(frozen=True)
+class RelatedSettings:
+    count: int
+    in_digest: int
+    include_newer: bool
+    in_feeds: bool
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    max_articles: int
+    full_text: bool
+    max_kb: int
+    font_family: str
+    web_fonts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    postal_address: str
+
+
+@dataclass(frozen=True)
 class Settings:
     site: SiteSettings
     paths: PathSettings
     feeds: FeedSettings
+    related: RelatedSettings
+    digest: DigestSettings
+    email: EmailSettings
     source: Path | None  # the config file, or None for built-in defaults
 
 
@@ -173,6 +225,9 @@ def _validate(raw: Mapping[str, Any], where: str, base: Path, source: Path | Non
         site=SiteSettings(**site),
         paths=PathSettings(**paths),
         feeds=FeedSettings(limit=feeds["limit"], formats=tuple(dict.fromkeys(feeds["formats"]))),
+        related=RelatedSettings(**values["related"]),
+        digest=DigestSettings(**{**values["digest"], "web_fonts": tuple(values["digest"]["web_fonts"])}),
+        email=EmailSettings(**values["email"]),
         source=source,
     )
 

@@ -84,21 +84,48 @@ class Identity:
     id: str
     published: datetime
     updated: datetime | None
+    first_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    title: str
+    url: str
 
 
 @dataclass(frozen=True, slots=True)
 class Article:
-    """An article ready to render: entry, identity, public URL and sanitized HTML."""
+    """An article ready to render: entry, identity, public URL, sanitized HTML and related links."""
 
     entry: Entry
     identity: Identity
     url: str
     html: str
+    related: tuple[Link, ...] = ()
 
     @property
     def modified(self) -> datetime:
         """The time of the last change: `updated`, else `published`."""
         return self.identity.updated or self.identity.published
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """One digest: its id (YYYY-MM-DD, then -2, -3 on the same day), when it was made, what it carries."""
+
+    id: str
+    created: datetime
+    articles: tuple[Article, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDigest:
+    """A digest rendered once; `html` and `text` hold the unsubscribe placeholder delivery fills."""
+
+    digest: Digest
+    html: str
+    text: str
+    shown: int  # articles that fit under the size limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +139,7 @@ class PublishReport:
     unchanged: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = field(default_factory=tuple)
     hidden: int = 0  # drafts and articles dated in the future
+    digest: str | None = None  # id of the digest made by this run
 
     @property
     def errors(self) -> tuple[Problem, ...]:

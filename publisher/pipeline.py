@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html as htmllib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,10 +12,12 @@ from typing import Protocol
 
 from publisher import __version__
 from publisher.config import Settings, SiteSettings
+from publisher.digests import next_digest, remember
 from publisher.enrich import enrich, page_url
+from publisher.enrich.references import resolve
 from publisher.errors import ArticleError
 from publisher.load import EXTENSIONS, read, scan
-from publisher.models import Article, Entry, Identity, Problem, PublishReport, SourceFile
+from publisher.models import Article, Entry, Identity, Link, Problem, PublishReport, SourceFile
 from publisher.render import render_feeds
 from publisher.store import Store, open_store
 from publisher.write import compare_outputs, write_outputs
@@ -61,18 +64,18 @@ def load_entries(files: Sequence[SourceFile], store: Store, site: SiteSettings, 
         hit = cached.get(source.rel)
         if hit and hit[:2] == (source.mtime_ns, source.size):
             loaded.entries.append(hit[2])
-        else:
-            try:
-                doc = read(source, site.tz)
-            except ArticleError as e:
-                loaded.problems.append(Problem(e.path, e.message, e.hint, e.line))
-                loaded.skipped += 1
-                continue
-            entry, html = enrich(doc, site)
-            loaded.problems.extend(doc.warnings)
-            loaded.entries.append(entry)
-            loaded.fresh_html[source.rel] = html
-            fresh.append((source, entry, html))
+            continue
+        try:
+            doc = read(source, site.tz)
+        except ArticleError as e:
+            loaded.problems.append(Problem(e.path, e.message, e.hint, e.line))
+            loaded.skipped += 1
+            continue
+        entry, html = enrich(doc, site)
+        loaded.problems.extend(doc.warnings)
+        loaded.entries.append(entry)
+        loaded.fresh_html[source.rel] = html
+        fresh.append((source, entry, html))
     store.save_cache(fresh, key)
     store.forget_sources({f.rel for f in files})
     return loaded
@@ -98,42 +101,111 @@ def unique_slugs(entries: Sequence[Entry], known: dict[str, str]) -> tuple[list[
     return kept, problems
 
 
-def newest(entries: Sequence[Entry], identities: dict[str, Identity], limit: int) -> list[Entry]:
-    """Newest first; ties broken by slug, so the order never depends on the file system."""
-    return sorted(entries, key=lambda e: (-identities[e.slug].published.timestamp(), e.slug))[:limit]
+@dataclass
+class Archive:
+    """Every published article of this run, with identities and related-reading lists (slugs)."""
 
+    settings: Settings
+    store: Store
+    loaded: Loaded
+    entries: dict[str, Entry]
+    identities: dict[str, Identity]
+    related: dict[str, list[str]] = field(default_factory=dict)
 
-def articles_for(entries: Sequence[Entry], identities: dict[str, Identity], loaded: Loaded,
-                 store: Store, site: SiteSettings) -> list[Article]:
-    """Attach identity, URL and HTML (from this run or the cache) to the entries to render."""
-    html = dict(loaded.fresh_html)
-    html.update(store.html_for(e.source for e in entries if e.source not in html))
-    tz = site.tz
-    result = []
-    for e in entries:
-        ident = identities[e.slug]
+    def newest(self, limit: int | None = None) -> list[str]:
+        """Slugs newest first; ties broken by slug, so the order never depends on the file system."""
+        order = sorted(self.entries, key=lambda s: (-self.identities[s].published.timestamp(), s))
+        return order[:limit]
+
+    def articles(self, slugs: Sequence[str]) -> list[Article]:
+        """Attach identity (in the site's timezone), URL, HTML and related links."""
+        entries = [self.entries[s] for s in slugs]
+        html = {e.source: self.loaded.fresh_html[e.source] for e in entries if e.source in self.loaded.fresh_html}
+        html.update(self.store.html_for(e.source for e in entries if e.source not in html))
+        return [self._article(e, html[e.source]) for e in entries]
+
+    def _article(self, entry: Entry, html: str) -> Article:
+        tz = self.settings.site.tz
+        ident = self.identities[entry.slug]
         local = Identity(ident.id, ident.published.astimezone(tz),
-                         ident.updated.astimezone(tz) if ident.updated else None)
-        result.append(Article(e, local, page_url(site, e.slug), html[e.source]))
-    return result
+                         ident.updated.astimezone(tz) if ident.updated else None, ident.first_seen)
+        links = tuple(Link(self.entries[s].title, page_url(self.settings.site, s))
+                      for s in self.related.get(entry.slug, []) if s in self.entries)
+        return Article(entry, local, page_url(self.settings.site, entry.slug), html, links)
+
+
+def relate(archive: Archive) -> list[Problem]:
+    """Related reading: the source's own references first, then (later) ranked similar articles."""
+    found, missing = resolve(list(archive.entries.values()))
+    count = archive.settings.related.count
+    archive.related = {slug: targets[:count] for slug, targets in found.items()}
+    return [Problem(archive.entries[slug].source, f"related reference {ref!r} matches no published article",
+                    "it is not shown until an article with that title or slug is published", None, "warning")
+            for slug, refs in sorted(missing.items()) for ref in refs]
+
+
+def with_related_reading(article: Article) -> Article:
+    """The feed item's HTML, ending with a short 'Related reading' list of links."""
+    if not article.related:
+        return article
+    items = "".join(f'<li><a href="{htmllib.escape(link.url)}">{htmllib.escape(link.title)}</a></li>'
+                    for link in article.related)
+    html = f"{article.html}\n<h3>Related reading</h3>\n<ul>{items}</ul>"
+    return Article(article.entry, article.identity, article.url, html, article.related)
+
+
+def feed_files(archive: Archive) -> dict[str, bytes]:
+    settings = archive.settings
+    top = archive.articles(archive.newest(settings.feeds.limit))
+    if settings.related.in_feeds:
+        top = [with_related_reading(a) for a in top]
+    return render_feeds(settings.site, top, settings.feeds.formats)
+
+
+def digest_files(archive: Archive, now: datetime, *, force: bool, record: bool) -> tuple[dict[str, bytes], str | None]:
+    """Render the next digest (if any) and the archive page; returns files and the digest id."""
+    from publisher.render.archive import render_index
+    from publisher.render.digest import archive_copy, render_digest
+
+    settings, store = archive.settings, archive.store
+    templates = settings.paths.templates
+    digest = next_digest(archive.newest(), archive.identities, store, settings, now, archive.articles, force=force)
+    rendered = render_digest(digest, settings, templates) if digest else None
+    if rendered and record:
+        remember(store, rendered)
+    stored = store.digest_files()
+    if rendered and not record:
+        stored.append((rendered.digest.id, rendered.html, rendered.text))
+    files: dict[str, bytes] = {}
+    for digest_id, html, text in stored:
+        files.update(archive_copy(settings, digest_id, html, text))
+    if stored:
+        files.update(archive_copy(settings, "latest", stored[-1][1], stored[-1][2]))
+    history = [(i, created, len(slugs)) for i, created, slugs in store.digest_history()]
+    listing = [(archive.entries[s].title, page_url(settings.site, s), archive.identities[s].published)
+               for s in archive.newest()]
+    files["index.html"] = render_index(settings, templates, history, listing)
+    return files, digest.id if digest else None
 
 
 def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cache: bool = True,
-            progress: Progress | None = None) -> PublishReport:
-    """Read the articles, record their identities, render the feeds and write them (unless dry_run)."""
+            force_digest: bool = False, progress: Progress | None = None) -> PublishReport:
+    """Read the articles, record their identities, render feeds and digest, and write them (unless dry_run)."""
     files = scan(settings.paths.articles, EXTENSIONS)
     with open_store(settings.paths.state, write=not dry_run) as store:
         loaded = load_entries(files, store, settings.site, use_cache=use_cache, progress=progress)
         shown = visible(loaded.entries, now)
         kept, clashes = unique_slugs(shown, store.known_sources())
         identities = store.record(kept, now, settings.site.url)
-        top = articles_for(newest(kept, identities, settings.feeds.limit), identities, loaded, store,
-                           settings.site)
-        outputs = render_feeds(settings.site, top, settings.feeds.formats)
+        archive = Archive(settings, store, loaded, {e.slug: e for e in kept}, identities)
+        warnings = relate(archive)
+        outputs = feed_files(archive)
+        digest_outputs, digest_id = digest_files(archive, now, force=force_digest, record=not dry_run)
+        outputs.update(digest_outputs)
     write = compare_outputs if dry_run else write_outputs
     written, unchanged = write(settings.paths.output, outputs)
     log.info("published %d articles, wrote %s", len(kept), written)
     return PublishReport(read=len(files), published=len(kept), skipped=loaded.skipped + len(clashes),
                          written=tuple(written), unchanged=tuple(unchanged),
-                         problems=tuple(loaded.problems + clashes),
-                         hidden=len(loaded.entries) - len(shown))
+                         problems=tuple(loaded.problems + clashes + warnings),
+                         hidden=len(loaded.entries) - len(shown), digest=digest_id)

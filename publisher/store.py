@@ -49,6 +49,21 @@ sources = sa.Table(
 )
 
 
+digests = sa.Table(
+    "digests", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("created", sa.String, nullable=False),
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+)
+digest_articles = sa.Table(
+    "digest_articles", metadata,
+    sa.Column("digest_id", sa.String, sa.ForeignKey("digests.id"), primary_key=True),
+    sa.Column("slug", sa.String, primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
 
@@ -126,13 +141,13 @@ class Store:
             row = known.get(entry.slug)
             if row is None:
                 ident = Identity(entry.guid or new_id(site_url, entry.slug, now), entry.date or now,
-                                 entry.updated)
-                inserts.append(self._row(entry, ident, first_seen=now))
+                                 entry.updated, now)
+                inserts.append(self._row(entry, ident))
             else:
                 ident = self._revise(entry, row, now)
                 if (row.content_hash, row.source, row.published, row.updated) != (
                         entry.content_hash, entry.source, _iso(ident.published), _iso(ident.updated)):
-                    updates.append(self._row(entry, ident, first_seen=_when(row.first_seen)))
+                    updates.append(self._row(entry, ident))
             result[entry.slug] = ident
         if inserts:
             self.conn.execute(articles.insert(), inserts)
@@ -142,20 +157,58 @@ class Store:
 
     @staticmethod
     def _revise(entry: Entry, row: Any, now: datetime) -> Identity:
-        published = entry.date or _when(row.first_seen)
+        first_seen = datetime.fromisoformat(row.first_seen)
         updated = entry.updated or (now if entry.content_hash != row.content_hash else _when(row.updated))
-        assert published is not None
-        return Identity(row.id, published, updated)
+        return Identity(row.id, entry.date or first_seen, updated, first_seen)
 
     @staticmethod
-    def _row(entry: Entry, ident: Identity, first_seen: datetime | None) -> dict[str, Any]:
+    def _row(entry: Entry, ident: Identity) -> dict[str, Any]:
         return {"slug": entry.slug, "id": ident.id, "source": entry.source,
                 "content_hash": entry.content_hash, "published": _iso(ident.published),
-                "updated": _iso(ident.updated), "first_seen": _iso(first_seen)}
+                "updated": _iso(ident.updated), "first_seen": _iso(ident.first_seen)}
 
     def known_sources(self) -> dict[str, str]:
         """slug -> source path of every article the state knows."""
         return {row.slug: row.source for row in self.conn.execute(sa.select(articles.c.slug, articles.c.source))}
+
+    def last_digest_time(self) -> datetime | None:
+        value = self.conn.execute(sa.select(sa.func.max(digests.c.created))).scalar()
+        return _when(value)
+
+    def carried(self) -> set[str]:
+        """Slugs some digest already carried."""
+        return set(self.conn.execute(sa.select(digest_articles.c.slug)).scalars())
+
+    def new_digest_id(self, day: str) -> str:
+        """YYYY-MM-DD, then YYYY-MM-DD-2, -3 ... for more digests on the same day."""
+        taken = set(self.conn.execute(sa.select(digests.c.id).where(digests.c.id.like(f"{day}%"))).scalars())
+        number = 1
+        while (candidate := day if number == 1 else f"{day}-{number}") in taken:
+            number += 1
+        return candidate
+
+    def record_digest(self, digest_id: str, created: datetime, slugs: Iterable[str], html: str,
+                      text: str) -> None:
+        self.conn.execute(digests.insert().values(id=digest_id, created=_iso(created), html=html, text=text))
+        rows = [{"digest_id": digest_id, "slug": slug, "position": i} for i, slug in enumerate(slugs)]
+        if rows:
+            self.conn.execute(digest_articles.insert(), rows)
+
+    def digest_files(self) -> list[tuple[str, str, str]]:
+        """(id, html, text) of every digest, oldest first."""
+        query = sa.select(digests.c.id, digests.c.html, digests.c.text).order_by(digests.c.created, digests.c.id)
+        return [(row[0], row[1], row[2]) for row in self.conn.execute(query)]
+
+    def digest_history(self) -> list[tuple[str, datetime, list[str]]]:
+        """Every digest, newest first: (id, created, slugs in order)."""
+        carried: dict[str, list[str]] = {}
+        query = sa.select(digest_articles.c.digest_id, digest_articles.c.slug).order_by(
+            digest_articles.c.digest_id, digest_articles.c.position)
+        for digest_id, slug in self.conn.execute(query):
+            carried.setdefault(digest_id, []).append(slug)
+        rows = self.conn.execute(sa.select(digests.c.id, digests.c.created).order_by(
+            digests.c.created.desc(), digests.c.id.desc()))
+        return [(i, datetime.fromisoformat(c), carried.get(i, [])) for i, c in rows]
 
 
 @contextmanager

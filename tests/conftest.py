@@ -59,7 +59,9 @@ class Site:
         return run_cli("publish", "--clock", clock, *args, cwd=self.root)
 
     def feed_bytes(self) -> dict[str, bytes]:
-        return {p.name: p.read_bytes() for p in sorted(self.feeds.iterdir())}
+        """Every file in the output folder (relative name -> bytes)."""
+        return {p.relative_to(self.feeds).as_posix(): p.read_bytes() for p in sorted(self.feeds.rglob("*"))
+                if p.is_file()}
 
 
 @pytest.fixture

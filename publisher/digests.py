@@ -1,0 +1,44 @@
+"""Which articles the next digest carries, and recording it (the state knows each digest's articles).
+
+A digest carries the articles first published since the last digest that no digest carried yet,
+newest first, at most `digest.max_articles`. Nothing new: no digest (unless forced, which carries
+the newest articles).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from publisher.config import Settings
+from publisher.models import Article, Digest, Identity, RenderedDigest
+from publisher.store import Store
+
+
+def pick(slugs: Sequence[str], identities: dict[str, Identity], store: Store, limit: int,
+         force: bool) -> list[str]:
+    """The slugs the next digest carries, newest first."""
+    since = store.last_digest_time()
+    carried = store.carried()
+    fresh = [s for s in slugs if s not in carried and (since is None or identities[s].first_seen > since)]
+    chosen = fresh if fresh or not force else list(slugs)
+    chosen.sort(key=lambda s: (-identities[s].published.timestamp(), s))
+    return chosen[:limit]
+
+
+def next_digest(slugs: Sequence[str], identities: dict[str, Identity], store: Store, settings: Settings,
+                now: datetime, build: Callable[[Sequence[str]], list[Article]], *,
+                force: bool = False) -> Digest | None:
+    """The next digest, or None when nothing is new. Not recorded: see `remember`."""
+    chosen = pick(slugs, identities, store, settings.digest.max_articles, force)
+    if not chosen:
+        return None
+    day = now.astimezone(settings.site.tz).strftime("%Y-%m-%d")
+    return Digest(store.new_digest_id(day), now, tuple(build(chosen)))
+
+
+def remember(store: Store, rendered: RenderedDigest) -> None:
+    """Record the digest, the articles it carried and its rendered form (delivery sends that)."""
+    digest = rendered.digest
+    store.record_digest(digest.id, digest.created, [a.entry.slug for a in digest.articles], rendered.html,
+                        rendered.text)
