@@ -129,6 +129,10 @@ class SiteSettings:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def page_url(self, slug: str) -> str:
+        """The public URL of an article."""
+        return self.url + self.permalink.replace("{slug}", slug)
+
 
 @dataclass(frozen=True)
 class PathSettings:

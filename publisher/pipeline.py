@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import html as htmllib
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -13,17 +15,17 @@ from typing import Protocol
 from publisher import __version__
 from publisher.config import Settings, SiteSettings
 from publisher.digests import next_digest, remember
-from publisher.enrich import enrich, page_url
 from publisher.enrich.references import resolve
 from publisher.errors import ArticleError
 from publisher.load import EXTENSIONS, read, scan
 from publisher.models import Article, Entry, Identity, Link, Problem, PublishReport, SourceFile
-from publisher.render import render_feeds
+from publisher.render import feed_names, render_feeds
 from publisher.store import Store, open_store
-from publisher.write import compare_outputs, write_outputs
+from publisher.write import compare_outputs, safe_join, write_outputs
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = "1"
+PARALLEL_FROM = 1000  # parse in several processes from this many changed files
 
 
 class Progress(Protocol):
@@ -50,29 +52,54 @@ def fingerprint(site: SiteSettings) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+Parsed = tuple[SourceFile, Entry, str, tuple[Problem, ...]] | Problem
+
+
+def read_one(source: SourceFile, site: SiteSettings) -> Parsed:
+    """Load and enrich one file: (source, entry, html, warnings), or the Problem that skips it."""
+    from publisher.enrich import enrich  # nh3 is only needed when a file changed
+
+    try:
+        doc = read(source, site.tz)
+    except ArticleError as e:
+        return Problem(e.path, e.message, e.hint, e.line)
+    entry, html = enrich(doc, site)
+    return source, entry, html, doc.warnings
+
+
+def read_many(todo: Sequence[SourceFile], site: SiteSettings) -> Iterator[Parsed]:
+    """Parse files in order; many files are spread over the CPU cores."""
+    workers = min(os.cpu_count() or 1, 4)
+    if len(todo) < PARALLEL_FROM or workers < 2:
+        yield from (read_one(source, site) for source in todo)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        yield from pool.map(read_one, todo, [site] * len(todo), chunksize=256)
+
+
 def load_entries(files: Sequence[SourceFile], store: Store, site: SiteSettings, *, use_cache: bool = True,
                  progress: Progress | None = None) -> Loaded:
     """Parse and enrich new or changed files; take unchanged ones from the cache."""
     key = fingerprint(site)
     cached = store.cached(key) if use_cache else {}
-    loaded, fresh = Loaded(), []
-    if progress:
-        progress.start(len(files))
+    loaded, fresh, todo = Loaded(), [], []
     for source in files:
-        if progress:
-            progress.advance(1)
         hit = cached.get(source.rel)
         if hit and hit[:2] == (source.mtime_ns, source.size):
             loaded.entries.append(hit[2])
-            continue
-        try:
-            doc = read(source, site.tz)
-        except ArticleError as e:
-            loaded.problems.append(Problem(e.path, e.message, e.hint, e.line))
+        else:
+            todo.append(source)
+    if progress:
+        progress.start(len(todo))
+    for result in read_many(todo, site):
+        if progress:
+            progress.advance(1)
+        if isinstance(result, Problem):
+            loaded.problems.append(result)
             loaded.skipped += 1
             continue
-        entry, html = enrich(doc, site)
-        loaded.problems.extend(doc.warnings)
+        source, entry, html, warnings = result
+        loaded.problems.extend(warnings)
         loaded.entries.append(entry)
         loaded.fresh_html[source.rel] = html
         fresh.append((source, entry, html))
@@ -129,9 +156,9 @@ class Archive:
         ident = self.identities[entry.slug]
         local = Identity(ident.id, ident.published.astimezone(tz),
                          ident.updated.astimezone(tz) if ident.updated else None, ident.first_seen)
-        links = tuple(Link(self.entries[s].title, page_url(self.settings.site, s))
+        links = tuple(Link(self.entries[s].title, self.settings.site.page_url(s))
                       for s in self.related.get(entry.slug, []) if s in self.entries)
-        return Article(entry, local, page_url(self.settings.site, entry.slug), html, links)
+        return Article(entry, local, self.settings.site.page_url(entry.slug), html, links)
 
 
 def relate(archive: Archive) -> list[Problem]:
@@ -154,18 +181,48 @@ def with_related_reading(article: Article) -> Article:
     return Article(article.entry, article.identity, article.url, html, article.related)
 
 
-def feed_files(archive: Archive) -> dict[str, bytes]:
+def feed_files(archive: Archive, *, record: bool) -> dict[str, bytes]:
+    """The feeds, rendered only when their items, the settings or publisher's version changed."""
     settings = archive.settings
-    top = archive.articles(archive.newest(settings.feeds.limit))
-    if settings.related.in_feeds:
-        top = [with_related_reading(a) for a in top]
-    return render_feeds(settings.site, top, settings.feeds.formats)
+    slugs = archive.newest(settings.feeds.limit)
+    key = repr((__version__, settings.site, settings.feeds, settings.related.in_feeds,
+                [(archive.entries[s], archive.identities[s], archive.related.get(s)) for s in slugs]))
+    rendered: dict[str, bytes] = {}
+
+    def render(name: str) -> Callable[[], bytes]:
+        def make() -> bytes:
+            if not rendered:
+                top = archive.articles(slugs)
+                if settings.related.in_feeds:
+                    top = [with_related_reading(a) for a in top]
+                rendered.update(render_feeds(settings.site, top, settings.feeds.formats))
+            return rendered[name]
+        return make
+
+    return {name: memoized(archive, name, key + name, render(name), record=record)
+            for name in feed_names(settings.feeds.formats)}
+
+
+def memoized(archive: Archive, name: str, key: str, make: Callable[[], bytes], *, record: bool) -> bytes:
+    """An output file rendered only when its inputs changed (or the file on disk is not what we wrote)."""
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    known = archive.store.memo_get(name)
+    path = safe_join(archive.settings.paths.output, name)
+    if known and known[0] == digest and path.is_file():
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() == known[1]:
+            return data
+    data = make()
+    if record:
+        archive.store.memo_put(name, digest, hashlib.sha256(data).hexdigest())
+    return data
 
 
 def digest_files(archive: Archive, now: datetime, *, force: bool, record: bool) -> tuple[dict[str, bytes], str | None]:
     """Render the next digest (if any) and the archive page; returns files and the digest id."""
     from publisher.render.archive import render_index
     from publisher.render.digest import archive_copy, render_digest
+    from publisher.render.templates import source_of
 
     settings, store = archive.settings, archive.store
     templates = settings.paths.templates
@@ -182,9 +239,11 @@ def digest_files(archive: Archive, now: datetime, *, force: bool, record: bool) 
     if stored:
         files.update(archive_copy(settings, "latest", stored[-1][1], stored[-1][2]))
     history = [(i, created, len(slugs)) for i, created, slugs in store.digest_history()]
-    listing = [(archive.entries[s].title, page_url(settings.site, s), archive.identities[s].published)
+    listing = [(archive.entries[s].title, settings.site.page_url(s), archive.identities[s].published)
                for s in archive.newest()]
-    files["index.html"] = render_index(settings, templates, history, listing)
+    key = repr((history, listing, source_of(templates, "index.html.j2"), settings.site, settings.feeds.formats))
+    files["index.html"] = memoized(archive, "index.html", key,
+                                   lambda: render_index(settings, templates, history, listing), record=record)
     return files, digest.id if digest else None
 
 
@@ -199,7 +258,7 @@ def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cac
         identities = store.record(kept, now, settings.site.url)
         archive = Archive(settings, store, loaded, {e.slug: e for e in kept}, identities)
         warnings = relate(archive)
-        outputs = feed_files(archive)
+        outputs = feed_files(archive, record=not dry_run)
         digest_outputs, digest_id = digest_files(archive, now, force=force_digest, record=not dry_run)
         outputs.update(digest_outputs)
     write = compare_outputs if dry_run else write_outputs

@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,12 @@ sources = sa.Table(
 )
 
 
+memo = sa.Table(
+    "memo", metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("input_key", sa.String, nullable=False),
+    sa.Column("output_sha", sa.String, nullable=False),
+)
 digests = sa.Table(
     "digests", metadata,
     sa.Column("id", sa.String, primary_key=True),
@@ -64,6 +70,9 @@ digest_articles = sa.Table(
 )
 
 
+ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
 
@@ -73,7 +82,7 @@ def _when(value: str | None) -> datetime | None:
 
 
 def entry_json(entry: Entry) -> str:
-    data = asdict(entry)
+    data = {name: getattr(entry, name) for name in ENTRY_FIELDS}
     data["date"], data["updated"] = _iso(entry.date), _iso(entry.updated)
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -170,6 +179,15 @@ class Store:
     def known_sources(self) -> dict[str, str]:
         """slug -> source path of every article the state knows."""
         return {row.slug: row.source for row in self.conn.execute(sa.select(articles.c.slug, articles.c.source))}
+
+    def memo_get(self, name: str) -> tuple[str, str] | None:
+        """(input key, output sha256) remembered for an output file, if any."""
+        row = self.conn.execute(sa.select(memo.c.input_key, memo.c.output_sha).where(memo.c.name == name)).first()
+        return (row[0], row[1]) if row else None
+
+    def memo_put(self, name: str, input_key: str, output_sha: str) -> None:
+        self.conn.execute(memo.delete().where(memo.c.name == name))
+        self.conn.execute(memo.insert().values(name=name, input_key=input_key, output_sha=output_sha))
 
     def last_digest_time(self) -> datetime | None:
         value = self.conn.execute(sa.select(sa.func.max(digests.c.created))).scalar()

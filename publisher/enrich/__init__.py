@@ -36,12 +36,8 @@ def summarize(html: str) -> str:
 
 
 def reading_minutes(html: str) -> int:
-    return max(1, math.ceil(len(plain_text(html).split()) / WORDS_PER_MINUTE))
-
-
-def page_url(site: SiteSettings, slug: str) -> str:
-    """The public URL of an article."""
-    return site.url + site.permalink.replace("{slug}", slug)
+    words = len(TAG.sub(" ", html).split())
+    return max(1, math.ceil(words / WORDS_PER_MINUTE))
 
 
 def _image(site: SiteSettings, image: str | None) -> str | None:
@@ -54,7 +50,7 @@ def _image(site: SiteSettings, image: str | None) -> str | None:
 
 def enrich(doc: Document, site: SiteSettings) -> tuple[Entry, str]:
     """Document -> (Entry, sanitized HTML with absolute URLs)."""
-    body = sanitize(doc.body_html, site.url, page_url(site, doc.slug))
+    body = sanitize(doc.body_html, site.url, site.page_url(doc.slug))
     entry = Entry(
         source=doc.source, slug=doc.slug, title=doc.title,
         summary=shorten(" ".join(doc.summary.split())) if doc.summary else summarize(body),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from html import escape
 from urllib.parse import urljoin, urlsplit
 
 import nh3
@@ -31,9 +32,13 @@ def absolute(base: str, page: str, value: str) -> str:
 
 
 @cache
-def _cleaner(base: str, page: str) -> nh3.Cleaner:
+def _cleaner(base: str) -> nh3.Cleaner:
+    """One cleaner per site URL; bare #fragments are left for `sanitize` to point at the page."""
+
     def attribute_filter(tag: str, attr: str, value: str) -> str | None:
-        return absolute(base, page, value) if attr in URL_ATTRIBUTES else value
+        if attr not in URL_ATTRIBUTES or value.lstrip().startswith("#"):
+            return value
+        return absolute(base, base, value)
 
     return nh3.Cleaner(tags=TAGS, attributes=ATTRIBUTES, url_schemes=SCHEMES,
                        clean_content_tags={"script", "style"}, link_rel="noopener",
@@ -42,4 +47,5 @@ def _cleaner(base: str, page: str) -> nh3.Cleaner:
 
 def sanitize(html: str, base: str, page: str) -> str:
     """Allow-listed tags and attributes only: no script, event handlers, javascript: URLs, style."""
-    return _cleaner(base, page).clean(html)
+    clean: str = _cleaner(base).clean(html)
+    return clean.replace('href="#', f'href="{escape(page)}#') if 'href="#' in clean else clean

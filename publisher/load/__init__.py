@@ -1,16 +1,14 @@
-"""Load: one reader per source format, picked by file extension."""
+"""Load: one reader per source format, picked by file extension (imported only when needed)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from zoneinfo import ZoneInfo
 
-from publisher.load import markdown, text
 from publisher.load.source import check_size, decode, scan
-from publisher.models import Document, Problem, SourceFile
+from publisher.models import Document, SourceFile
 
-Reader = Callable[[str, str, ZoneInfo, list[Problem]], Document]
-READERS: dict[str, Reader] = {".txt": text.parse, ".md": markdown.parse, ".markdown": markdown.parse}
+READERS = {".txt": "publisher.load.text", ".md": "publisher.load.markdown", ".markdown": "publisher.load.markdown"}
 EXTENSIONS = frozenset(READERS)
 
 __all__ = ["EXTENSIONS", "READERS", "read", "scan"]
@@ -20,5 +18,6 @@ def read(source: SourceFile, tz: ZoneInfo) -> Document:
     """Read and parse one file. Raises ArticleError naming the file (and line) when it is unusable."""
     check_size(source.rel, source.size)
     body, warnings = decode(source.rel, source.path.read_bytes())
-    reader = READERS[source.path.suffix.lower()]
-    return reader(source.rel, body, tz, warnings)
+    reader = importlib.import_module(READERS[source.path.suffix.lower()])
+    document: Document = reader.parse(source.rel, body, tz, warnings)
+    return document

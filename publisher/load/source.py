@@ -23,15 +23,18 @@ def scan(folder: Path, extensions: frozenset[str]) -> list[SourceFile]:
         raise ConfigError(f"{folder}: articles folder not found",
                           "create it, or set [paths] articles in publisher.toml")
     found: list[SourceFile] = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in extensions:
-                continue
-            path = Path(root, name)
-            st = path.stat()
-            rel = path.relative_to(folder).as_posix()
-            found.append(SourceFile(path, rel, st.st_mtime_ns, st.st_size))
+    pending = [(str(folder), "")]
+    while pending:
+        directory, prefix = pending.pop()
+        with os.scandir(directory) as listing:
+            for item in listing:
+                if item.name.startswith("."):
+                    continue
+                if item.is_dir():
+                    pending.append((item.path, f"{prefix}{item.name}/"))
+                elif os.path.splitext(item.name)[1].lower() in extensions and item.is_file():
+                    st = item.stat()
+                    found.append(SourceFile(Path(item.path), prefix + item.name, st.st_mtime_ns, st.st_size))
     found.sort(key=lambda f: f.rel)
     return found
 

@@ -43,10 +43,18 @@ def feed_formats() -> tuple[FeedFormat, ...]:
     from publisher.render import feeds, jsonfeed
 
     return (
-        FeedFormat("rss", "rss.xml", "application/rss+xml", feeds.render_rss),
-        FeedFormat("atom", "atom.xml", "application/atom+xml", feeds.render_atom),
-        FeedFormat("json", "feed.json", "application/feed+json", jsonfeed.render_json),
+        FeedFormat("rss", FILENAMES["rss"], "application/rss+xml", feeds.render_rss),
+        FeedFormat("atom", FILENAMES["atom"], "application/atom+xml", feeds.render_atom),
+        FeedFormat("json", FILENAMES["json"], "application/feed+json", jsonfeed.render_json),
     )
+
+
+FILENAMES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
+
+
+def feed_names(names: Sequence[str]) -> list[str]:
+    """The files of the configured formats, without importing any renderer."""
+    return [FILENAMES[name] for name in names]
 
 
 def render_feeds(site: SiteSettings, articles: Sequence[Article], names: Sequence[str]) -> dict[str, bytes]:

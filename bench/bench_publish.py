@@ -1,0 +1,265 @@
+"""Benchmark `publisher publish` on the BBC corpus: cold and no-op publish, peak memory, --help start-up.
+
+Every figure is measured on a real subprocess of the installed CLI. The script waits for each child
+with os.wait4(), which returns the resource usage of that one child, so `ru_maxrss` is the peak
+resident memory of that run only (not the running maximum over all children that
+resource.getrusage(RUSAGE_CHILDREN) would give).
+
+    /work/venv/bin/python bench/bench_publish.py [--corpus ../shared/corpus/bbc] [--sizes 2225,22250]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "bbc"
+DEFAULT_SIZES = (2225, 22250)
+CLOCK = "2026-11-25T12:00:00Z"
+NOOP_RUNS = 3
+HELP_RUNS = 10
+SUMMARY = re.compile(r"^\d+ articles read, \d+ published, \d+ skipped with errors.*; [\d.]+ s$", re.MULTILINE)
+NOOP_WRITES = re.compile(r"\b(?:written|would write): (\d+)")
+CONFIG = """\
+[site]
+title = "Publisher benchmark"
+url = "https://bench.example.com/"
+timezone = "UTC"
+"""
+
+# Targets, in seconds or MB; keyed by corpus size where they depend on it.
+COLD_TARGETS = {22250: (4.6, "Hugo")}
+NOOP_TARGETS = {2225: 0.3, 22250: 1.0}
+MEMORY_TARGET_MB = 400.0
+HELP_TARGET = 0.15
+
+
+class BenchError(Exception):
+    """A run that did not exit 0 or did not print its summary line."""
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    returncode: int
+    stdout: str
+    stderr: str
+    max_rss_mb: float
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    size: int
+    cold_seconds: float
+    cold_summary: str
+    cold_rss_mb: float
+    cold_runs: tuple[float, ...]
+    noop_seconds: float
+    noop_summary: str
+    noop_runs: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Row:
+    metric: str
+    value: str
+    target: str
+    ok: bool | None  # None: no target for this figure
+
+
+def cli_command() -> list[str]:
+    """The installed `publisher` script next to this interpreter, else `python -m publisher`."""
+    script = Path(sys.executable).parent / "publisher"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "publisher"]
+
+
+def _rss_mb(max_rss: int) -> float:
+    """ru_maxrss is in kilobytes on Linux and in bytes on macOS."""
+    return max_rss / (1024 * 1024) if sys.platform == "darwin" else max_rss / 1024
+
+
+def run(cmd: Sequence[str], cwd: Path) -> Run:
+    """Run `cmd` to completion; wall time from spawn to exit, and the child's own peak RSS."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; tell Popen so it does not wait
+        out.seek(0)
+        err.seek(0)
+        return Run(seconds, proc.returncode, out.read().decode("utf-8", "replace"),
+                   err.read().decode("utf-8", "replace"), _rss_mb(usage.ru_maxrss))
+
+
+def checked(result: Run, what: str, *, summary: bool) -> str:
+    """The summary line of a successful run; BenchError if it failed or printed none."""
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-10:])
+        raise BenchError(f"{what} exited {result.returncode}:\n{tail}")
+    if not summary:
+        return ""
+    match = SUMMARY.search(result.stdout)
+    if not match:
+        raise BenchError(f"{what} printed no summary line; stdout was:\n{result.stdout.strip()}")
+    return match.group(0)
+
+
+def corpus_files(corpus: Path) -> list[Path]:
+    if not corpus.is_dir():
+        sys.exit(f"error: corpus folder {corpus} not found; pass --corpus PATH (layout: <category>/<id>.txt)")
+    files = sorted(p.relative_to(corpus) for p in corpus.rglob("*.txt") if p.is_file())
+    if not files:
+        sys.exit(f"error: no .txt files under {corpus}; pass --corpus PATH (layout: <category>/<id>.txt)")
+    return files
+
+
+def build_site(root: Path, corpus: Path, files: Sequence[Path], size: int) -> None:
+    """publisher.toml plus articles/ with `size` corpus files, in copy0/..copyN/ when it takes several copies."""
+    (root / "publisher.toml").write_text(CONFIG, encoding="utf-8")
+    articles = root / "articles"
+    copies = math.ceil(size / len(files))
+    made = 0
+    for copy in range(copies):
+        base = articles / f"copy{copy}" if copies > 1 else articles
+        for rel in files[: size - made]:
+            target = base / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(corpus / rel, target)
+        made += min(len(files), size - made)
+
+
+def bench_size(corpus: Path, files: Sequence[Path], size: int, cli: Sequence[str], cold_runs: int) -> SizeResult:
+    root = Path(tempfile.mkdtemp(prefix=f"publisher-bench-{size}-"))
+    try:
+        build_site(root, corpus, files, size)
+        publish = [*cli, "publish", "--config", str(root / "publisher.toml"), "--clock", CLOCK]
+
+        colds: list[Run] = []
+        cold_summary = ""
+        for i in range(cold_runs):
+            if i:  # start again from nothing: no state database, no feeds
+                (root / "publisher.db").unlink(missing_ok=True)
+                shutil.rmtree(root / "feeds", ignore_errors=True)
+            cold = run(publish, root)
+            cold_summary = checked(cold, f"cold publish {i + 1} of {size:,} articles", summary=True)
+            print(f"  cold   {size:>6,}: {cold.seconds:6.2f} s, {cold.max_rss_mb:6.1f} MB | {cold_summary}")
+            colds.append(cold)
+
+        noops: list[Run] = []
+        noop_summary = ""
+        for i in range(NOOP_RUNS):
+            noop = run(publish, root)
+            noop_summary = checked(noop, f"no-op publish {i + 1} of {size:,} articles", summary=True)
+            print(f"  no-op  {size:>6,}: {noop.seconds:6.2f} s, {noop.max_rss_mb:6.1f} MB | {noop_summary}")
+            written = NOOP_WRITES.search(noop_summary)
+            if written and written.group(1) != "0":
+                print(f"  warning: the no-op run wrote {written.group(1)} files; nothing had changed")
+            noops.append(noop)
+        cold_times = tuple(r.seconds for r in colds)
+        times = tuple(r.seconds for r in noops)
+        return SizeResult(size, statistics.median(cold_times), cold_summary, max(r.max_rss_mb for r in colds),
+                          cold_times, statistics.median(times), noop_summary, times)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def bench_help(cli: Sequence[str]) -> float:
+    times = []
+    with tempfile.TemporaryDirectory(prefix="publisher-bench-help-") as cwd:
+        for _ in range(HELP_RUNS):
+            result = run([*cli, "--help"], Path(cwd))
+            checked(result, "publisher --help", summary=False)
+            times.append(result.seconds)
+    return statistics.median(times)
+
+
+def _row(metric: str, value: float, unit: str, target: float | None, note: str = "") -> Row:
+    shown = f"{value:.3f} {unit}" if unit == "s" else f"{value:.0f} {unit}"
+    if target is None:
+        return Row(metric, shown, "-", None)
+    return Row(metric, shown, f"< {target:g} {unit}" + (f" ({note})" if note else ""), value < target)
+
+
+def rows(results: Sequence[SizeResult], help_seconds: float) -> list[Row]:
+    table = []
+    for r in results:
+        cold_target, cold_note = COLD_TARGETS.get(r.size, (None, ""))
+        runs = f" (median of {len(r.cold_runs)})" if len(r.cold_runs) > 1 else ""
+        table.append(_row(f"cold publish {r.size:,}{runs}", r.cold_seconds, "s", cold_target, cold_note))
+    for r in results:
+        table.append(_row(f"no-op publish {r.size:,} (median of {NOOP_RUNS})", r.noop_seconds, "s",
+                          NOOP_TARGETS.get(r.size)))
+    for r in results:
+        table.append(_row(f"peak memory, cold {r.size:,}", r.cold_rss_mb, "MB", MEMORY_TARGET_MB))
+    table.append(_row(f"--help start-up (median of {HELP_RUNS})", help_seconds, "s", HELP_TARGET))
+    return table
+
+
+def print_table(table: Sequence[Row]) -> None:
+    header = Row("figure", "measured", "target", None)
+    widths = [max(len(getattr(r, name)) for r in [header, *table]) for name in ("metric", "value", "target")]
+    for r in [header, *table]:
+        verdict = "" if r.ok is None else ("ok" if r.ok else "MISSED")
+        if r is header:
+            verdict = "verdict"
+        print(f"{r.metric:<{widths[0]}}  {r.value:>{widths[1]}}  {r.target:<{widths[2]}}  {verdict}".rstrip())
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from e
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("sizes must be 1 or more")
+    return sizes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS,
+                        help="folder of <category>/<id>.txt articles [default: ../shared/corpus/bbc from the repo]")
+    parser.add_argument("--sizes", type=parse_sizes, default=list(DEFAULT_SIZES),
+                        help="comma-separated article counts; beyond the corpus size it is copied into copyN/ "
+                             "folders [default: 2225,22250]")
+    parser.add_argument("--cold-runs", type=int, default=1, metavar="N",
+                        help="cold publishes per size, each from an empty state; the table shows the median time "
+                             "and the highest peak memory [default: 1]")
+    args = parser.parse_args(argv)
+    if args.cold_runs < 1:
+        parser.error("--cold-runs must be 1 or more")
+    corpus: Path = args.corpus.resolve()
+    files = corpus_files(corpus)
+    cli = cli_command()
+    print(f"publisher benchmark: {' '.join(cli)} | corpus {corpus} ({len(files):,} files) | clock {CLOCK}")
+    print("times: wall clock of each CLI subprocess, spawn to exit; "
+          "peak memory: ru_maxrss of each publish child, from os.wait4() on that child alone")
+
+    try:
+        results = [bench_size(corpus, files, size, cli, args.cold_runs) for size in args.sizes]
+        help_seconds = bench_help(cli)
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print()
+    print_table(rows(results, help_seconds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The email digest: content, "since the last digest", size guard, plain text, templates."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CLOCK, EXAMPLE_ARTICLES, REPO, SEED, Site, run_cli
+
+GOLDEN = Path(__file__).parent / "golden"
+HEADINGS = ["Symbolism in the Drone Attacks", "The Evolving Conflict and Stalemate",
+            "Putin’s Defensive War Narrative", "Implications for Putin’s Regime"]
+REFERENCE = "African Leaders Make Passionate Plea for Peace to Putin Amidst Ukraine Conflict"
+
+
+def configure(site: Site, extra: str) -> None:
+    path = site.root / "publisher.toml"
+    path.write_text(path.read_text(encoding="utf-8") + "\n" + extra + "\n", encoding="utf-8")
+
+
+def latest(site: Site, ext: str = "html") -> str:
+    return (site.feeds / "digests" / f"latest.{ext}").read_text(encoding="utf-8")
+
+
+def test_example_digest_matches_golden_files(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    root = tmp_path / "example"
+    shutil.copytree(EXAMPLE_ARTICLES, root / "articles")
+    shutil.copy(REPO / "publisher.toml", root / "publisher.toml")
+    run_cli("publish", "--clock", CLOCK, cwd=root, check=True)
+    made = {name: root / "feeds" / "digests" / f"2026-11-25.{name.split('.')[1]}"
+            for name in ("digest.html", "digest.txt")}
+    if request.config.getoption("--update-golden"):
+        for name, path in made.items():
+            shutil.copy(path, GOLDEN / name)
+    for name, path in made.items():
+        assert path.read_bytes() == (GOLDEN / name).read_bytes(), f"{name} differs; pytest --update-golden"
+
+
+def test_seed_digest_full_text_has_headings_and_related_reference(seed_site: Site) -> None:
+    configure(seed_site, "[digest]\nfull_text = true")
+    seed_site.write("peace.md", f"---\ntitle: {REFERENCE}\ndate: 2026-11-01\n---\nAn older article.\n")
+    result = seed_site.publish()
+    assert result.returncode == 0, result.stderr
+    html = latest(seed_site)
+    assert "Drone Attacks and Putin’s Regime: Impact and Implications" in html
+    assert re.findall(r"<h2>(.*?)</h2>", html) == HEADINGS
+    assert f'<a href="https://example.com/peace/">{REFERENCE}</a>' in html
+    text = latest(seed_site, "txt")
+    for heading in HEADINGS:
+        assert heading.upper() in text
+    for phrase in ("Also Read", "thought on", "Leave a Comment"):
+        assert phrase not in html and phrase not in text
+
+
+def test_unresolved_reference_is_a_warning_and_no_dead_link(seed_site: Site) -> None:
+    result = seed_site.publish()
+    assert result.returncode == 0
+    assert f"warning: {SEED.name}: related reference '{REFERENCE}' matches no published article" in result.stderr
+    assert "Related reading" not in latest(seed_site)
+    seed_site.write("peace.md", f"---\ntitle: {REFERENCE}\n---\nArrives later.\n")
+    later = seed_site.publish(clock="2026-11-26T12:00:00Z")
+    assert "matches no published article" not in later.stderr
+    rss = (seed_site.feeds / "rss.xml").read_text(encoding="utf-8")
+    assert "https://example.com/peace/" in rss
+
+
+def test_only_articles_new_since_the_last_digest(site: Site) -> None:
+    site.write("one.md", "---\ntitle: One\n---\nFirst.\n")
+    first = site.publish(clock="2026-11-25T08:00:00Z")
+    assert "digest 2026-11-25" in first.stdout
+    second = site.publish(clock="2026-11-25T09:00:00Z")
+    assert "no new articles, no digest" in second.stdout
+    assert sorted(p.name for p in (site.feeds / "digests").iterdir()) == [
+        "2026-11-25.html", "2026-11-25.txt", "latest.html", "latest.txt"]
+    site.write("two.md", "---\ntitle: Two\n---\nSecond.\n")
+    third = site.publish(clock="2026-11-25T10:00:00Z")
+    assert "digest 2026-11-25-2" in third.stdout
+    html = latest(site)
+    assert ">Two</a>" in html and ">One</a>" not in html
+    forced = site.publish("--force", clock="2026-11-25T11:00:00Z")
+    assert "digest 2026-11-25-3" in forced.stdout
+    index = (site.feeds / "index.html").read_text(encoding="utf-8")
+    for digest_id in ("2026-11-25", "2026-11-25-2", "2026-11-25-3"):
+        assert f'href="digests/{digest_id}.html"' in index
+
+
+def test_dry_run_records_no_digest(site: Site) -> None:
+    site.write("one.md", "---\ntitle: One\n---\nFirst.\n")
+    assert "digest 2026-11-25" in site.publish("--dry-run").stdout
+    assert not site.feeds.exists()
+    assert "digest 2026-11-25;" in site.publish().stdout
+
+
+def test_size_guard_keeps_the_footer_under_100_kb(site: Site) -> None:
+    configure(site, "[digest]\nfull_text = true\nmax_articles = 60")
+    paragraph = "Long article text about many things, written to fill the digest. " * 25
+    for n in range(60):
+        site.write(f"long-{n:02}.md", f"---\ntitle: Long article {n}\ndate: 2026-11-{1 + n % 20:02}\n---\n"
+                   + f"{paragraph}\n\n" * 6)
+    assert site.publish().returncode == 0
+    html = latest(site)
+    assert len(html.encode()) <= 100_000
+    assert "Unsubscribe" in html and html.rstrip().endswith("</html>")
+    more = re.search(r"(\d+) more articles on the web", html)
+    assert more is not None
+    shown = len(re.findall(r">Long article \d+</a>", html))
+    assert shown + int(more.group(1)) == 60 and shown >= 5
+    assert "more articles on the web" in latest(site, "txt")
+
+
+def test_plain_text_part_is_readable_on_its_own(seed_site: Site) -> None:
+    seed_site.write("pic.md", "---\ntitle: Picture\nimage: /img/a.png\n---\n![A cat](cat.png) and "
+                    "[a link](https://example.org/page) with <b>bold</b> text.\n")
+    configure(seed_site, "[digest]\nfull_text = true")
+    assert seed_site.publish().returncode == 0
+    text = latest(seed_site, "txt")
+    assert all(len(line) < 78 for line in text.splitlines()), max(text.splitlines(), key=len)
+    assert not re.search(r"<[a-zA-Z/][^>]*>", text)
+    assert not re.search(r"\S+\.(png|jpe?g|gif)\b", text)
+    assert "a link (https://example.org/page)" in text
+    assert "Unsubscribe: https://example.com/unsubscribe" in text
+
+
+def test_site_template_overrides_and_template_errors_are_one_line(site: Site) -> None:
+    site.write("one.md", "---\ntitle: One\n---\nFirst.\n")
+    templates = site.root / "templates"
+    templates.mkdir()
+    (templates / "digest.txt.j2").write_text("Custom {{ site.title }}\n{% for i in items %}{{ i.title }}\n{% endfor %}"
+                                             "{{ unsubscribe_url }}\n", encoding="utf-8")
+    assert site.publish(clock="2026-11-25T08:00:00Z").returncode == 0
+    assert latest(site, "txt").startswith("Custom Test Site\nOne\n")
+    before = site.feed_bytes()
+    site.write("two.md", "---\ntitle: Two\n---\nSecond.\n")
+    (templates / "digest.txt.j2").write_text("{% for x in items %}\n", encoding="utf-8")
+    broken = site.publish(clock="2026-11-25T09:00:00Z")
+    assert broken.returncode == 1 and "Traceback" not in broken.stderr
+    (line,) = broken.stderr.strip().splitlines()
+    assert "digest.txt.j2" in line and "syntax error" in line
+    (templates / "digest.txt.j2").write_text("{{ no_such_thing }}\n", encoding="utf-8")
+    undefined = site.publish(clock="2026-11-25T09:00:00Z")
+    assert undefined.returncode == 1 and "'no_such_thing' is undefined" in undefined.stderr
+    assert "digest.txt.j2" in undefined.stderr
+    assert site.feed_bytes() == before, "nothing already written is damaged"
