@@ -168,3 +168,32 @@ def init(directory: Path, clock: str | None) -> None:
     for path in created:
         click.echo(f"created {path}")
     click.echo(f"next: cd {directory} && publisher publish")
+
+
+@main.command()
+@config_option
+@clock_option
+@click.option("--open", "open_browser", is_flag=True, help="Open the HTML preview in the web browser.")
+def preview(config: Path | None, clock: str | None, open_browser: bool) -> None:
+    """Render the next digest, as publish would, for a dummy reader into <output>/preview/
+    (HTML, text and a complete .eml). Records nothing: the next publish still sees the same new articles."""
+    from publisher.errors import PublisherError
+    from publisher.pipeline import preview as make_preview
+
+    settings = _settings(config)
+    try:
+        names, digest_id, fresh = make_preview(settings, _now(clock))
+    except PublisherError as e:
+        _fail(e, e.exit_code)
+        raise
+    if digest_id is None:
+        click.echo("no published articles: nothing to preview")
+        return
+    if not fresh:
+        click.echo("no new articles since the last digest: previewing the newest ones")
+    for name in names:
+        click.echo(settings.paths.output / name)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open((settings.paths.output / "preview" / "digest.html").as_uri())

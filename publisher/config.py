@@ -66,6 +66,22 @@ def _formats(value: list[Any]) -> str | None:
     return None
 
 
+def _address(value: str) -> str | None:
+    if not value:
+        return None
+    if "\r" in value or "\n" in value or not re.search(r"[^@\s<]+@[^@\s>]+", value):
+        return "must be an email address such as 'Example News <news@example.com>'"
+    return None
+
+
+def _subject(value: str) -> str | None:
+    try:
+        value.format(site="", title="", count=0, date="")
+    except (KeyError, IndexError, ValueError) as e:
+        return f"has an unknown placeholder {e}; use {{site}}, {{title}}, {{count}} or {{date}}"
+    return None
+
+
 def _non_negative(value: int) -> str | None:
     return None if value >= 0 else "must be 0 or more"
 
@@ -110,6 +126,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "web_fonts": Field(list, [], "stylesheet URLs of web fonts to link (none by default)", _urls),
     },
     "email": {
+        "from": Field(str, "", "sender, e.g. 'Example News <news@example.com>' (default: site title, "
+                               "noreply@ the site's host)", _address),
+        "reply_to": Field(str, "", "Reply-To address (default: none)", _address),
+        "subject": Field(str, "{site}: {title}", "subject line; {site} site title, {title} first article, "
+                                                 "{count} articles, {date} digest date", _subject),
         "postal_address": Field(str, "", "sender's postal address, shown in the digest footer"),
     },
 }
@@ -167,6 +188,9 @@ class DigestSettings:
 
 @dataclass(frozen=True)
 class EmailSettings:
+    sender: str
+    reply_to: str
+    subject: str
     postal_address: str
 
 
@@ -231,9 +255,15 @@ def _validate(raw: Mapping[str, Any], where: str, base: Path, source: Path | Non
         feeds=FeedSettings(limit=feeds["limit"], formats=tuple(dict.fromkeys(feeds["formats"]))),
         related=RelatedSettings(**values["related"]),
         digest=DigestSettings(**{**values["digest"], "web_fonts": tuple(values["digest"]["web_fonts"])}),
-        email=EmailSettings(**values["email"]),
+        email=_email(values["email"], site["title"], site["url"]),
         source=source,
     )
+
+
+def _email(values: dict[str, Any], title: str, url: str) -> EmailSettings:
+    host = urlsplit(url).hostname or "localhost"
+    sender = values.pop("from") or f'"{title}" <noreply@{host}>'
+    return EmailSettings(sender=sender, **values)
 
 
 def load_settings(config: Path | None, cwd: Path) -> Settings:

@@ -18,7 +18,15 @@ from publisher.digests import next_digest, remember
 from publisher.enrich.references import resolve
 from publisher.errors import ArticleError
 from publisher.load import EXTENSIONS, read, scan
-from publisher.models import Article, Entry, Identity, Link, Problem, PublishReport, SourceFile
+from publisher.models import (
+    Article,
+    Entry,
+    Identity,
+    Link,
+    Problem,
+    PublishReport,
+    SourceFile,
+)
 from publisher.render import feed_names, render_feeds
 from publisher.store import Store, open_store
 from publisher.write import compare_outputs, safe_join, write_outputs
@@ -247,24 +255,72 @@ def digest_files(archive: Archive, now: datetime, *, force: bool, record: bool) 
     return files, digest.id if digest else None
 
 
+@dataclass
+class Run:
+    """What the first stages made of the articles: the archive plus counts and problems for the report."""
+
+    archive: Archive
+    read: int
+    skipped: int
+    hidden: int
+    problems: list[Problem]
+
+
+def prepare(settings: Settings, store: Store, now: datetime, *, use_cache: bool = True,
+            progress: Progress | None = None) -> Run:
+    """load -> enrich -> identities -> related reading."""
+    files = scan(settings.paths.articles, EXTENSIONS)
+    loaded = load_entries(files, store, settings.site, use_cache=use_cache, progress=progress)
+    shown = visible(loaded.entries, now)
+    kept, clashes = unique_slugs(shown, store.known_sources())
+    identities = store.record(kept, now, settings.site.url)
+    archive = Archive(settings, store, loaded, {e.slug: e for e in kept}, identities)
+    warnings = relate(archive)
+    return Run(archive, len(files), loaded.skipped + len(clashes), len(loaded.entries) - len(shown),
+               loaded.problems + clashes + warnings)
+
+
 def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cache: bool = True,
             force_digest: bool = False, progress: Progress | None = None) -> PublishReport:
     """Read the articles, record their identities, render feeds and digest, and write them (unless dry_run)."""
-    files = scan(settings.paths.articles, EXTENSIONS)
     with open_store(settings.paths.state, write=not dry_run) as store:
-        loaded = load_entries(files, store, settings.site, use_cache=use_cache, progress=progress)
-        shown = visible(loaded.entries, now)
-        kept, clashes = unique_slugs(shown, store.known_sources())
-        identities = store.record(kept, now, settings.site.url)
-        archive = Archive(settings, store, loaded, {e.slug: e for e in kept}, identities)
-        warnings = relate(archive)
-        outputs = feed_files(archive, record=not dry_run)
-        digest_outputs, digest_id = digest_files(archive, now, force=force_digest, record=not dry_run)
+        run = prepare(settings, store, now, use_cache=use_cache, progress=progress)
+        outputs = feed_files(run.archive, record=not dry_run)
+        digest_outputs, digest_id = digest_files(run.archive, now, force=force_digest, record=not dry_run)
         outputs.update(digest_outputs)
     write = compare_outputs if dry_run else write_outputs
     written, unchanged = write(settings.paths.output, outputs)
-    log.info("published %d articles, wrote %s", len(kept), written)
-    return PublishReport(read=len(files), published=len(kept), skipped=loaded.skipped + len(clashes),
-                         written=tuple(written), unchanged=tuple(unchanged),
-                         problems=tuple(loaded.problems + clashes + warnings),
-                         hidden=len(loaded.entries) - len(shown), digest=digest_id)
+    log.info("published %d articles, wrote %s", len(run.archive.entries), written)
+    return PublishReport(read=run.read, published=len(run.archive.entries), skipped=run.skipped,
+                         written=tuple(written), unchanged=tuple(unchanged), problems=tuple(run.problems),
+                         hidden=run.hidden, digest=digest_id)
+
+
+PREVIEW_READER = ("Preview Reader", "preview@example.invalid")
+
+
+def preview(settings: Settings, now: datetime) -> tuple[list[str], str | None, bool]:
+    """Render the next digest as publish would, for a dummy reader, into <output>/preview/ (html, txt
+    and .eml); record nothing. Returns (files written or unchanged, digest id, whether it has new
+    articles: with none new, the newest articles are shown)."""
+    from publisher.deliver.message import build_message
+    from publisher.render.digest import for_reader, render_digest
+
+    with open_store(settings.paths.state, write=False) as store:
+        archive = prepare(settings, store, now).archive
+        digest = next_digest(archive.newest(), archive.identities, store, settings, now, archive.articles)
+        fresh = digest is not None
+        digest = digest or next_digest(archive.newest(), archive.identities, store, settings, now,
+                                       archive.articles, force=True)
+        if digest is None:
+            return [], None, False
+        rendered = render_digest(digest, settings, settings.paths.templates)
+    unsubscribe = f"{settings.site.url}unsubscribe?token=preview"
+    host = settings.site.url.split("/")[2]
+    message = build_message(rendered, settings, name=PREVIEW_READER[0], address=PREVIEW_READER[1],
+                            unsubscribe_url=unsubscribe, message_id=f"<preview.{digest.id}@{host}>", now=now)
+    html, text = for_reader(rendered, unsubscribe)
+    files = {"preview/digest.html": html.encode(), "preview/digest.txt": text.encode(),
+             "preview/digest.eml": message.as_bytes()}
+    written, unchanged = write_outputs(settings.paths.output, files)
+    return sorted(written + unchanged), digest.id, fresh

@@ -38,6 +38,7 @@ def parse(rel: str, text: str, tz: ZoneInfo, warnings: list[Problem]) -> Documen
     title = values.get("title") or None
     if title is None:
         title, body = _first_heading(body)
+    title = " ".join((title or "").split())  # one line, whatever the YAML held
     if not title:
         raise ArticleError(rel, "no title", "add 'title: ...' to the front matter", lines.get("title", 1))
     if not body.strip():

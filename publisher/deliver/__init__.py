@@ -1,0 +1,1 @@
+"""Deliver: building the messages of a digest (and, later, sending them)."""
