@@ -72,6 +72,10 @@ def read_one(source: SourceFile, site: SiteSettings) -> Parsed:
     except ArticleError as e:
         return Problem(e.path, e.message, e.hint, e.line)
     entry, html = enrich(doc, site)
+    if not entry.summary:
+        empty = Problem(source.rel, "empty summary: the article has no paragraph of text", "add 'summary:' "
+                        "to the front matter or a paragraph to the text", None, "warning")
+        return source, entry, html, (*doc.warnings, empty)
     return source, entry, html, doc.warnings
 
 

@@ -144,3 +144,11 @@ def test_site_template_overrides_and_template_errors_are_one_line(site: Site) ->
     assert undefined.returncode == 1 and "'no_such_thing' is undefined" in undefined.stderr
     assert "digest.txt.j2" in undefined.stderr
     assert site.feed_bytes() == before, "nothing already written is damaged"
+
+
+def test_article_with_empty_summary_is_a_warning(site: Site) -> None:
+    site.write("pic.md", "---\ntitle: Only a picture\n---\n![](cat.png)\n")
+    result = site.publish()
+    assert result.returncode == 0
+    assert "warning: pic.md: empty summary" in result.stderr
+    assert "Only a picture" in latest(site)
