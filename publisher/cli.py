@@ -197,3 +197,37 @@ def preview(config: Path | None, clock: str | None, open_browser: bool) -> None:
         import webbrowser
 
         webbrowser.open((settings.paths.output / "preview" / "digest.html").as_uri())
+
+
+@main.command()
+@click.argument("slug", required=False)
+@click.option("--all", "every", is_flag=True, help="Every article's list.")
+@click.option("--json", "as_json", is_flag=True, help="JSON: one object, or one per line with --all.")
+@config_option
+@clock_option
+def related(slug: str | None, every: bool, as_json: bool, config: Path | None, clock: str | None) -> None:
+    """Print an article's related articles, ranked, with score and reason
+    (source reference, similarity, shared tags). Without SLUG: the newest article."""
+    import json
+
+    from publisher.errors import PublisherError
+    from publisher.pipeline import related_report
+
+    if slug and every:
+        raise click.UsageError("give a SLUG or --all, not both")
+    settings = _settings(config)
+    try:
+        report = related_report(settings, _now(clock), slug, every=every)
+    except PublisherError as e:
+        _fail(e, e.exit_code)
+        raise
+    for item in report:
+        if as_json:
+            click.echo(json.dumps({"slug": item["slug"], "related": [
+                {"slug": r["slug"], "score": r["score"], "reason": r["reason"]} for r in item["related"]]},
+                ensure_ascii=False))
+            continue
+        click.echo(f"{item['slug']}: {item['title']}")
+        for n, r in enumerate(item["related"], 1):
+            score = "   ref" if r["score"] is None else f"{r['score']:.4f}"
+            click.echo(f"  {n}. {score}  {r['reason']:<16}  {r['slug']}  {r['title']}")

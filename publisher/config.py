@@ -82,6 +82,10 @@ def _subject(value: str) -> str | None:
     return None
 
 
+def _fraction(value: float) -> str | None:
+    return None if 0 <= value <= 1 else "must be between 0 and 1"
+
+
 def _non_negative(value: int) -> str | None:
     return None if value >= 0 else "must be 0 or more"
 
@@ -116,6 +120,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "count": Field(int, 5, "related articles ranked for each article", _non_negative),
         "in_digest": Field(int, 3, "related links under each article in the digest", _non_negative),
         "include_newer": Field(bool, False, "may an article link to newer ones (its links then change)"),
+        "threshold": Field(float, 0.05, "lowest similarity score (0 to 1) worth a link", _fraction),
         "in_feeds": Field(bool, True, "end each feed item with a 'Related reading' list"),
     },
     "digest": {
@@ -174,6 +179,7 @@ class RelatedSettings:
     count: int
     in_digest: int
     include_newer: bool
+    threshold: float
     in_feeds: bool
 
 
@@ -212,6 +218,8 @@ def _closest(word: str, choices: list[str]) -> str:
 
 def _check_value(where: str, key: str, field: Field, value: Any) -> Any:
     is_bool = isinstance(value, bool)
+    if field.kind is float and isinstance(value, int) and not is_bool:
+        value = float(value)
     if not isinstance(value, field.kind) or (is_bool and field.kind is not bool):
         raise ConfigError(f"{where}: '{key}' must be {field.kind.__name__}, not {type(value).__name__}",
                           f"for example {key} = {field.default!r}")

@@ -6,16 +6,16 @@ import hashlib
 import html as htmllib
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from publisher import __version__
 from publisher.config import Settings, SiteSettings
 from publisher.digests import next_digest, remember
-from publisher.enrich.references import resolve
+from publisher.enrich.reading import Reading, relate
 from publisher.errors import ArticleError
 from publisher.load import EXTENSIONS, read, scan
 from publisher.models import (
@@ -151,6 +151,13 @@ class Archive:
     identities: dict[str, Identity]
     related: dict[str, list[str]] = field(default_factory=dict)
 
+    def html_of(self, slugs: Iterable[str]) -> dict[str, str]:
+        """slug -> sanitized HTML, from this run or the cache."""
+        sources = {self.entries[s].source: s for s in slugs}
+        html = {src: self.loaded.fresh_html[src] for src in sources if src in self.loaded.fresh_html}
+        html.update(self.store.html_for(src for src in sources if src not in html))
+        return {slug: html[src] for src, slug in sources.items()}
+
     def newest(self, limit: int | None = None) -> list[str]:
         """Slugs newest first; ties broken by slug, so the order never depends on the file system."""
         order = sorted(self.entries, key=lambda s: (-self.identities[s].published.timestamp(), s))
@@ -158,10 +165,8 @@ class Archive:
 
     def articles(self, slugs: Sequence[str]) -> list[Article]:
         """Attach identity (in the site's timezone), URL, HTML and related links."""
-        entries = [self.entries[s] for s in slugs]
-        html = {e.source: self.loaded.fresh_html[e.source] for e in entries if e.source in self.loaded.fresh_html}
-        html.update(self.store.html_for(e.source for e in entries if e.source not in html))
-        return [self._article(e, html[e.source]) for e in entries]
+        html = self.html_of(slugs)
+        return [self._article(self.entries[s], html[s]) for s in slugs]
 
     def _article(self, entry: Entry, html: str) -> Article:
         tz = self.settings.site.tz
@@ -171,16 +176,6 @@ class Archive:
         links = tuple(Link(self.entries[s].title, self.settings.site.page_url(s))
                       for s in self.related.get(entry.slug, []) if s in self.entries)
         return Article(entry, local, self.settings.site.page_url(entry.slug), html, links)
-
-
-def relate(archive: Archive) -> list[Problem]:
-    """Related reading: the source's own references first, then (later) ranked similar articles."""
-    found, missing = resolve(list(archive.entries.values()))
-    count = archive.settings.related.count
-    archive.related = {slug: targets[:count] for slug, targets in found.items()}
-    return [Problem(archive.entries[slug].source, f"related reference {ref!r} matches no published article",
-                    "it is not shown until an article with that title or slug is published", None, "warning")
-            for slug, refs in sorted(missing.items()) for ref in refs]
 
 
 def with_related_reading(article: Article) -> Article:
@@ -268,6 +263,7 @@ class Run:
     skipped: int
     hidden: int
     problems: list[Problem]
+    reading: Reading
 
 
 def prepare(settings: Settings, store: Store, now: datetime, *, use_cache: bool = True,
@@ -279,9 +275,10 @@ def prepare(settings: Settings, store: Store, now: datetime, *, use_cache: bool 
     kept, clashes = unique_slugs(shown, store.known_sources())
     identities = store.record(kept, now, settings.site.url)
     archive = Archive(settings, store, loaded, {e.slug: e for e in kept}, identities)
-    warnings = relate(archive)
+    reading = relate(archive.entries, identities, store, archive.html_of, settings.related)
+    archive.related = reading.slugs()
     return Run(archive, len(files), loaded.skipped + len(clashes), len(loaded.entries) - len(shown),
-               loaded.problems + clashes + warnings)
+               loaded.problems + clashes + reading.problems, reading)
 
 
 def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cache: bool = True,
@@ -328,3 +325,20 @@ def preview(settings: Settings, now: datetime) -> tuple[list[str], str | None, b
              "preview/digest.eml": message.as_bytes()}
     written, unchanged = write_outputs(settings.paths.output, files)
     return sorted(written + unchanged), digest.id, fresh
+
+
+def related_report(settings: Settings, now: datetime, slug: str | None, *,
+                   every: bool = False) -> list[dict[str, Any]]:
+    """Ranked related articles with scores and reasons: of one article (default: the newest), or of
+    every article by slug."""
+    with open_store(settings.paths.state, write=False) as store:
+        run = prepare(settings, store, now)
+    entries = run.archive.entries
+    if slug is not None and slug not in entries:
+        from publisher.errors import ConfigError
+
+        raise ConfigError(f"no published article has the slug {slug!r}", "see the slugs with 'publisher related --all'")
+    chosen = [slug] if slug else sorted(entries) if every else run.archive.newest(1)
+    return [{"slug": s, "title": entries[s].title,
+             "related": [{"slug": t, "title": entries[t].title, "score": score, "reason": reason}
+                         for t, score, reason in run.reading.lists.get(s, [])]} for s in chosen]

@@ -49,6 +49,18 @@ sources = sa.Table(
 )
 
 
+related_lists = sa.Table(
+    "related_lists", metadata,
+    sa.Column("slug", sa.String, primary_key=True),
+    sa.Column("input_key", sa.String, nullable=False),
+    sa.Column("ranked", sa.Text, nullable=False),  # JSON [[slug, score, reason], ...]
+)
+related_index = sa.Table(
+    "related_index", metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("hashes", sa.Text, nullable=False),  # JSON {slug: content hash} of the indexed articles
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
 memo = sa.Table(
     "memo", metadata,
     sa.Column("name", sa.String, primary_key=True),
@@ -179,6 +191,32 @@ class Store:
     def known_sources(self) -> dict[str, str]:
         """slug -> source path of every article the state knows."""
         return {row.slug: row.source for row in self.conn.execute(sa.select(articles.c.slug, articles.c.source))}
+
+    def related_lists(self) -> dict[str, tuple[str, list[tuple[str, float, str]]]]:
+        """slug -> (input key, [(slug, score, reason), ...]) of the cached rankings."""
+        rows = self.conn.execute(sa.select(related_lists.c.slug, related_lists.c.input_key, related_lists.c.ranked))
+        return {slug: (key, [(s, float(score), str(reason)) for s, score, reason in json.loads(items)])
+                for slug, key, items in rows}
+
+    def save_related_lists(self, lists: dict[str, tuple[str, list[tuple[str, float, str]]]],
+                           keep: set[str]) -> None:
+        """Store new rankings and drop those of articles no longer published."""
+        gone = [s for s in self.conn.execute(sa.select(related_lists.c.slug)).scalars() if s not in keep]
+        for chunk in range(0, len(gone + list(lists)), 500):
+            batch = (gone + list(lists))[chunk:chunk + 500]
+            self.conn.execute(related_lists.delete().where(related_lists.c.slug.in_(batch)))
+        if lists:
+            self.conn.execute(related_lists.insert(), [
+                {"slug": slug, "input_key": key, "ranked": json.dumps(items, separators=(",", ":"))}
+                for slug, (key, items) in lists.items()])
+
+    def related_index(self) -> tuple[dict[str, str], bytes] | None:
+        row = self.conn.execute(sa.select(related_index.c.hashes, related_index.c.data)).first()
+        return (json.loads(row[0]), bytes(row[1])) if row else None
+
+    def save_related_index(self, hashes: dict[str, str], data: bytes) -> None:
+        self.conn.execute(related_index.delete())
+        self.conn.execute(related_index.insert().values(name="main", hashes=json.dumps(hashes), data=data))
 
     def memo_get(self, name: str) -> tuple[str, str] | None:
         """(input key, output sha256) remembered for an output file, if any."""

@@ -1,0 +1,107 @@
+"""Related reading for the whole archive: the source's own references first, then similar articles.
+
+Rankings are cached in the state database, keyed by content hashes, so a run where nothing changed
+never loads the ranking engine, and adding one article ranks only that article. With
+`related.include_newer = false` (the default) an article links only to articles published at or
+before it, and its cached list is kept until the article itself changes or a linked article goes:
+links in a digest already sent or a feed item already read do not change when new articles arrive.
+With `include_newer = true` every list is ranked again whenever the archive changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from publisher.config import RelatedSettings
+from publisher.enrich import plain_text
+from publisher.enrich.references import resolve
+from publisher.models import Entry, Identity, Problem
+from publisher.store import Store
+
+log = logging.getLogger(__name__)
+RANK_VERSION = "1"
+Ranked = list[tuple[str, float, str]]  # (slug, score, reason)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Per slug, the related articles in order: (slug, score or None for a source reference, reason)."""
+
+    lists: dict[str, list[tuple[str, float | None, str]]]
+    problems: list[Problem]
+
+    def slugs(self) -> dict[str, list[str]]:
+        return {slug: [s for s, _, _ in items] for slug, items in self.lists.items()}
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+
+
+def _input_keys(entries: Mapping[str, Entry], settings: RelatedSettings) -> dict[str, str]:
+    """What a cached list depends on: the article itself, or with include_newer the whole archive."""
+    archive = _key(sorted((s, e.content_hash) for s, e in entries.items())) if settings.include_newer else ""
+    return {slug: _key(RANK_VERSION, e.content_hash, settings.count, settings.include_newer, archive)
+            for slug, e in entries.items()}
+
+
+def _rank(need: list[str], entries: Mapping[str, Entry], identities: Mapping[str, Identity], store: Store,
+          html_of: Callable[[Iterable[str]], dict[str, str]], settings: RelatedSettings) -> dict[str, Ranked]:
+    """Rank the `need` slugs with the engine, keeping its index in the state in step with the archive."""
+    from publisher.enrich.related import RankDoc, RelatedIndex  # scikit-learn: only when ranking
+
+    def docs(slugs: Iterable[str]) -> list[RankDoc]:
+        wanted = list(slugs)
+        html = html_of(wanted)
+        return [RankDoc(s, entries[s].title, plain_text(html[s]), entries[s].tags,
+                        identities[s].published.timestamp()) for s in wanted]
+
+    hashes = {s: e.content_hash for s, e in entries.items()}
+    stored = store.related_index()
+    changed = [s for s in hashes if stored is None or stored[0].get(s) != hashes[s]]
+    gone = [s for s in stored[0] if hashes.get(s) != stored[0][s]] if stored else []
+    index = RelatedIndex.from_bytes(stored[1]) if stored else None
+    if index is not None and (changed or gone):
+        index.remove(gone)
+        if len(changed) < len(hashes) // 2:
+            index.add(docs(changed))
+    if index is None or index.stale or len(index) != len(hashes):
+        log.info("related reading: fitting the model on %d articles", len(hashes))
+        index = RelatedIndex.build(docs(hashes))
+        changed = list(hashes)
+    if changed or gone:
+        store.save_related_index(hashes, index.to_bytes())
+    ranked = index.rank(need, settings.count, settings.include_newer)
+    return {slug: [(r.key, r.score, r.reason) for r in items] for slug, items in ranked.items()}
+
+
+def relate(entries: Mapping[str, Entry], identities: Mapping[str, Identity], store: Store,
+           html_of: Callable[[Iterable[str]], dict[str, str]], settings: RelatedSettings) -> Reading:
+    """Source references first, then ranked similar articles, up to `settings.count` per article."""
+    found, missing = resolve(list(entries.values()))
+    keys = _input_keys(entries, settings)
+    cached = store.related_lists()
+    fresh: dict[str, tuple[str, Ranked]] = {}
+    need = [s for s in sorted(entries) if s not in cached or cached[s][0] != keys[s]
+            or any(target not in entries for target, _, _ in cached[s][1])]
+    if need and settings.count:
+        log.info("related reading: ranking %d of %d articles", len(need), len(entries))
+        ranked = _rank(need, entries, identities, store, html_of, settings)
+        fresh = {slug: (keys[slug], ranked.get(slug, [])) for slug in need}
+    if fresh or len(cached) != len(entries):
+        store.save_related_lists(fresh, set(entries))
+    lists: dict[str, list[tuple[str, float | None, str]]] = {}
+    for slug in entries:
+        refs = found.get(slug, [])
+        similar = fresh[slug][1] if slug in fresh else cached.get(slug, ("", []))[1]
+        items: list[tuple[str, float | None, str]] = [(s, None, "source reference") for s in refs]
+        items += [(s, score, reason) for s, score, reason in similar
+                  if s not in refs and s in entries and score >= settings.threshold]
+        lists[slug] = items[: max(settings.count, len(refs))]
+    problems = [Problem(entries[slug].source, f"related reference {ref!r} matches no published article",
+                        "it is not shown until an article with that title or slug is published", None, "warning")
+                for slug, refs in sorted(missing.items()) for ref in refs]
+    return Reading(lists, problems)

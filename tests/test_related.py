@@ -1,0 +1,106 @@
+"""Related reading through the real pipeline and CLI: order, stability, the include-newer rule, cache."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import Site, run_cli
+
+TOPICS = {
+    "football": [
+        "The striker scored a goal as the football club won the league match at the stadium.",
+        "A late goal from the club captain won the football match; the stadium fans sang for the league leaders.",
+        "The football manager praised the striker after the league match; the club fans filled the stadium.",
+    ],
+    "baking": [
+        "Knead the bread dough, let the dough rise, then bake the bread in a hot oven until the crust is golden.",
+        "Sourdough bread needs flour, water and a slow rise; bake the dough in a hot oven for a crisp crust.",
+        "Brush the bread with egg before you bake it, so the crust turns golden in the oven; the dough stays soft.",
+    ],
+    "space": [
+        "The rocket carried a satellite into orbit; the space agency watched the launch of the rocket.",
+        "The space agency launched a telescope into orbit on a rocket to study a distant planet.",
+        "Astronauts on the space station in orbit repaired a satellite that the rocket had carried to space.",
+    ],
+}
+
+
+def day(slug: str) -> int:
+    """Each topic article has its own day: football-0 the 1st, baking-0 the 2nd, ... space-2 the 9th."""
+    topic, n = slug.rsplit("-", 1)
+    return 1 + list(TOPICS).index(topic) + 3 * int(n)
+
+
+def write_topics(site: Site) -> None:
+    for topic, texts in TOPICS.items():
+        for n, text in enumerate(texts):
+            slug = f"{topic}-{n}"
+            site.write(f"{slug}.md", f"---\ntitle: {topic.title()} story {n}\ndate: 2026-11-{day(slug):02}\n---\n"
+                       f"{text} {text}\n")
+
+
+def related_all(site: Site, clock: str = "2026-11-25T12:00:00Z") -> dict[str, list[dict[str, object]]]:
+    result = run_cli("related", "--all", "--json", "--clock", clock, cwd=site.root)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    return {line["slug"]: line["related"] for line in lines}
+
+
+def test_lists_stay_on_topic_and_link_only_to_older_articles(site: Site) -> None:
+    write_topics(site)
+    assert site.publish().returncode == 0
+    lists = related_all(site)
+    assert len(lists) == 9
+    for slug, items in lists.items():
+        topic, n = slug.rsplit("-", 1)
+        assert all(day(str(item["slug"])) < day(slug) for item in items), "only older articles by default"
+        assert all(str(item["slug"]).startswith(topic) for item in items), (slug, items)
+        assert all(item["reason"] == "similarity" and isinstance(item["score"], float) for item in items)
+        if n != "0":
+            assert items, f"{slug} has older articles on its topic"
+
+
+def test_source_references_come_first_and_lists_are_deterministic(make_site) -> None:  # type: ignore[no-untyped-def]
+    results = []
+    for name in ("a", "b"):
+        site = make_site(name)
+        write_topics(site)
+        site.write("space-3.md", "---\ntitle: Space story 3\ndate: 2026-11-20\nrelated: [Baking Story 0!]\n---\n"
+                   "The telescope on the space station watched the rocket reach orbit. The crew cheered.\n")
+        assert site.publish().returncode == 0
+        results.append(related_all(site))
+        rss = (site.feeds / "rss.xml").read_text(encoding="utf-8")
+        assert "Related reading" in rss
+    assert results[0] == results[1]
+    first = results[0]["space-3"]
+    assert first[0] == {"slug": "baking-0", "score": None, "reason": "source reference"}
+    assert [str(i["slug"]).split("-")[0] for i in first[1:4]] == ["space"] * 3
+
+
+def test_new_articles_do_not_change_old_lists_unless_include_newer(site: Site) -> None:
+    write_topics(site)
+    site.publish()
+    before = related_all(site)
+    site.write("football-9.md", "---\ntitle: Football story 9\n---\nThe striker scored a goal at the stadium "
+               "and the club won the league match. The fans sang for the team.\n")
+    added = run_cli("-v", "publish", "--clock", "2026-11-26T12:00:00Z", cwd=site.root)
+    assert "related reading: ranking 1 of 10 articles" in added.stderr
+    after = related_all(site, "2026-11-26T12:00:00Z")
+    assert {k: v for k, v in after.items() if k != "football-9"} == before
+    assert [str(i["slug"]).split("-")[0] for i in after["football-9"][:3]] == ["football"] * 3
+    quiet = run_cli("-v", "publish", "--clock", "2026-11-26T13:00:00Z", cwd=site.root)
+    assert "related reading: ranking" not in quiet.stderr, "nothing changed: rankings come from the cache"
+    config = site.root / "publisher.toml"
+    config.write_text(config.read_text() + "\n[related]\ninclude_newer = true\n", encoding="utf-8")
+    site.publish(clock="2026-11-26T14:00:00Z")
+    newer = related_all(site, "2026-11-26T14:00:00Z")
+    assert any(item["slug"] == "football-9" for item in newer["football-0"])
+
+
+def test_one_article_and_unknown_slug(site: Site) -> None:
+    site.write("only.md", "---\ntitle: Only\n---\nAlone here.\n")
+    site.publish()
+    shown = run_cli("related", "only", "--clock", "2026-11-25T12:00:00Z", cwd=site.root)
+    assert shown.returncode == 0 and shown.stdout.startswith("only: Only")
+    missing = run_cli("related", "nope", cwd=site.root)
+    assert missing.returncode == 2 and "no published article has the slug 'nope'" in missing.stderr

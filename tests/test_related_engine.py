@@ -1,0 +1,306 @@
+"""The related-reading engine on a small hand-written archive (no corpus needed)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from publisher.enrich import related
+from publisher.enrich.related import RankDoc, Related, RelatedIndex, rank_all
+
+DAY = 86_400.0
+T0 = 1_700_000_000.0
+
+# (topic, title, body): four topics, five short articles each, written for these tests.
+ARTICLES: list[tuple[str, str, str]] = [
+    ("football", "Late goal sends United top of the league",
+     "A header in stoppage time gave United a narrow win over City. The striker rose above two defenders "
+     "from a corner and the goalkeeper could only watch. The manager praised the squad for never giving up."),
+    ("football", "Goalkeeper saves penalty in cup shoot-out",
+     "The cup tie finished level after extra time, so it went to penalties. The veteran goalkeeper dived "
+     "left to stop the final kick and the away fans celebrated behind the goal."),
+    ("football", "Striker signs three-year contract",
+     "The club confirmed that its top scorer has agreed a new deal. The striker scored twenty league goals "
+     "last season and the manager called him the heart of the squad."),
+    ("football", "Defender injured before the derby",
+     "A hamstring injury will keep the captain out of Sunday's derby. The defender limped off during training "
+     "and the manager must now reshuffle a back four that has conceded few goals in the league."),
+    ("football", "Referee under fire after disputed goal",
+     "Fans and pundits criticised the referee for allowing a goal that looked offside. The league said the "
+     "video assistant had checked the striker's position before the match restarted."),
+    ("cooking", "A slow-cooked tomato sauce for pasta",
+     "Soften garlic and onion in olive oil, then add crushed tomatoes and a pinch of salt. Simmer the sauce "
+     "for an hour, stirring now and then, and toss it with freshly cooked pasta and basil."),
+    ("cooking", "How to bake a crusty sourdough loaf",
+     "Feed the starter the night before, then mix flour, water and salt into a wet dough. Fold the dough "
+     "every half hour, let it rise overnight and bake it in a very hot oven until the crust is dark."),
+    ("cooking", "Roast chicken with lemon and herbs",
+     "Rub the chicken with butter, garlic, thyme and lemon zest, and season it with salt. Roast it in a hot "
+     "oven, basting with the juices, and rest the bird before carving."),
+    ("cooking", "Quick vegetable stir-fry for weeknights",
+     "Slice peppers, carrots and onion thinly and fry them in a hot wok with a splash of oil. Add garlic, "
+     "ginger and soy sauce at the end and serve the vegetables over steamed rice."),
+    ("cooking", "Chocolate cake without an oven",
+     "Melt chocolate with butter, stir in sugar, eggs and flour, and pour the batter into a greased bowl. "
+     "Steam the cake in a covered pan for forty minutes and dust it with cocoa before slicing."),
+    ("space", "Rocket lifts space telescope into orbit",
+     "The rocket launched at dawn and released the space telescope into orbit about an hour later. "
+     "Astronomers will spend weeks unfolding its mirror before the first images of distant planets arrive."),
+    ("space", "Rover finds traces of ancient water on Mars",
+     "The rover drilled into a rock on the Martian surface and found minerals that form in water. Scientists "
+     "say the crater once held a lake, making it a target in the search for past life on the planet."),
+    ("space", "Astronauts return from the space station",
+     "Three astronauts landed safely after six months aboard the orbiting space station. Their capsule "
+     "splashed down under parachutes and recovery ships lifted the crew from the sea."),
+    ("space", "Telescope spots a planet orbiting a nearby star",
+     "Astronomers using a space telescope have found a rocky planet circling a small star. The planet "
+     "orbits close to its sun, and its atmosphere will be studied for signs of water."),
+    ("space", "Moon lander prepares for touchdown",
+     "The robotic lander fired its engines to leave lunar orbit and begin its descent. If the landing works, "
+     "the spacecraft will study ice near the south pole of the Moon."),
+    ("finance", "Central bank raises interest rates again",
+     "The central bank lifted its main interest rate by a quarter point to fight inflation. Mortgage costs "
+     "will rise, and economists expect the bank to hold rates steady for the rest of the year."),
+    ("finance", "Shares fall as investors fear a slowdown",
+     "Stock markets dropped sharply as investors sold shares on fears of a slowing economy. Bank shares "
+     "led the fall, and bond yields eased as traders priced in lower interest rates."),
+    ("finance", "Inflation eases for a third month",
+     "Consumer prices rose more slowly last month, and inflation is now at its lowest level in two years. "
+     "Economists said falling energy prices helped, and markets now expect interest rate cuts."),
+    ("finance", "Company profits beat expectations",
+     "The retailer reported quarterly profits well above forecasts, and its shares jumped in early trading. "
+     "Investors welcomed higher sales and a larger dividend for shareholders."),
+    ("finance", "Currency slides after weak trade figures",
+     "The currency fell against the dollar after figures showed the trade deficit widening. Traders expect "
+     "the central bank to act if the slide pushes up import prices and inflation."),
+]
+
+
+def archive() -> list[RankDoc]:
+    """The articles with slugs like 'space-3', one day apart in the order above."""
+    counters: dict[str, int] = {}
+    docs = []
+    for i, (topic, title, body) in enumerate(ARTICLES):
+        counters[topic] = counters.get(topic, 0) + 1
+        docs.append(RankDoc(f"{topic}-{counters[topic]}", title, body, (), T0 + i * DAY))
+    return docs
+
+
+def topic(key: str) -> str:
+    return key.rsplit("-", 1)[0]
+
+
+def test_top_two_share_the_topic() -> None:
+    ranked = rank_all(archive(), 2, include_newer=True)
+    assert len(ranked) == len(ARTICLES)
+    assert all(r.score > 0 for links in rank_all(archive(), 19, True).values() for r in links)
+    for key, links in ranked.items():
+        assert len(links) == 2, key
+        assert [topic(r.key) for r in links] == [topic(key)] * 2, (key, links)
+        assert all(r.reason == "similarity" and 0 < r.score <= 1 for r in links)
+
+
+def test_same_input_gives_identical_output() -> None:
+    assert rank_all(archive(), 5, True) == rank_all(archive(), 5, True)
+    assert rank_all(archive(), 5, False) == rank_all(archive(), 5, False)
+
+
+def test_input_order_does_not_matter() -> None:
+    docs = archive()
+    expected = rank_all(docs, 5, True)
+    for seed in range(3):
+        shuffled = docs[:]
+        random.Random(seed).shuffle(shuffled)
+        assert rank_all(shuffled, 5, True) == expected
+
+
+def test_chunking_does_not_change_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = archive()
+    expected = {newer: rank_all(docs, 5, newer) for newer in (True, False)}
+    monkeypatch.setattr(related, "CHUNK_ELEMENTS", 50)  # one row per chunk
+    assert {newer: rank_all(docs, 5, newer) for newer in (True, False)} == expected
+    monkeypatch.setattr(related, "CHUNK_ELEMENTS", 3000)  # a few rows per chunk
+    assert {newer: rank_all(docs, 5, newer) for newer in (True, False)} == expected
+
+
+def test_scores_are_rounded_and_sorted() -> None:
+    published = {d.key: d.published for d in archive()}
+    for links in rank_all(archive(), 6, True).values():
+        assert all(r.score == round(r.score, 4) for r in links)
+        order = [(-r.score, -published[r.key], r.key) for r in links]
+        assert order == sorted(order)
+
+
+def test_no_link_to_newer_docs_unless_allowed() -> None:
+    docs = archive()
+    published = {d.key: d.published for d in docs}
+    older_only = rank_all(docs, 5, include_newer=False)
+    for key, links in older_only.items():
+        assert all(published[r.key] <= published[key] for r in links), key
+    assert older_only[docs[0].key] == []  # the first article has nothing older to link to
+    assert older_only["football-2"] == [Related("football-1", older_only["football-2"][0].score, "similarity")]
+    anything = rank_all(docs, 5, include_newer=True)
+    assert any(published[r.key] > published[key] for key, links in anything.items() for r in links)
+    assert anything[docs[0].key]  # ... but it can link to newer ones
+
+
+def test_same_published_time_counts_as_older() -> None:
+    docs = [RankDoc(d.key, d.title, d.text, d.tags, T0) for d in archive()]
+    assert rank_all(docs, 3, False) == rank_all(docs, 3, True)
+
+
+def test_ties_are_broken_by_published_then_key() -> None:
+    body = "The committee approved the harbour bridge budget after a long debate about tolls and traffic."
+    docs = [
+        RankDoc("query", "Harbour bridge", body, (), T0),
+        RankDoc("b-old", "Harbour bridge", body, (), T0 - 3 * DAY),
+        RankDoc("a-new", "Harbour bridge", body, (), T0 - DAY),
+        RankDoc("c-new", "Harbour bridge", body, (), T0 - DAY),
+        *archive()[:8],
+    ]
+    links = rank_all(docs, 3, include_newer=True)["query"]
+    assert len({r.score for r in links}) == 1  # identical texts tie on score ...
+    assert [r.key for r in links] == ["a-new", "c-new", "b-old"]  # ... newest first, then by key
+
+
+def test_count_is_respected() -> None:
+    docs = archive()
+    for count in (0, 1, 3, 7):
+        ranked = rank_all(docs, count, include_newer=True)
+        assert all(len(links) <= count for links in ranked.values())
+        assert all(key not in {r.key for r in links} for key, links in ranked.items())
+        assert all(len({r.key for r in links}) == len(links) for links in ranked.values())
+    assert all(len(links) == 3 for links in rank_all(docs, 3, True).values())
+    everything = rank_all(docs, 100, include_newer=True)
+    assert max(len(links) for links in everything.values()) <= len(docs) - 1
+    with pytest.raises(ValueError):
+        rank_all(docs, -1, True)
+
+
+def test_tiny_archives() -> None:
+    assert rank_all([], 5, True) == {}
+    one = archive()[0]
+    assert rank_all([one], 5, True) == {one.key: []}
+    index = RelatedIndex.build([one])
+    assert index.rank_new([archive()[1]], 5, include_newer=False)["football-2"][0].key == one.key
+
+
+def test_shared_tags_add_weight_and_say_so() -> None:
+    docs = archive()
+    tagged = [RankDoc(d.key, d.title, d.text, ("Money",) if d.key in {"space-1", "finance-3"} else (), d.published)
+              for d in docs]
+    plain = {r.key: r for r in rank_all(docs, 19, True)["space-1"]}
+    with_tags = {r.key: r for r in rank_all(tagged, 19, True)["space-1"]}
+    assert with_tags["finance-3"].reason == "shared tags"
+    before = plain["finance-3"].score if "finance-3" in plain else 0.0  # non-positive scores are left out
+    assert with_tags["finance-3"].score > before
+    assert list(with_tags).index("finance-3") < (list(plain).index("finance-3") if "finance-3" in plain else 19)
+    assert all(r.reason == "similarity" for k, r in with_tags.items() if k != "finance-3")
+
+
+def test_empty_or_unknown_words_give_no_links() -> None:
+    docs = [*archive()[:5], RankDoc("blank", "", "", (), T0), RankDoc("stop", "The", "and the of it", (), T0)]
+    ranked = rank_all(docs, 3, True)
+    assert ranked["blank"] == [] and ranked["stop"] == []
+    assert all(r.key not in {"blank", "stop"} for links in ranked.values() for r in links)
+
+
+def test_duplicate_keys_are_refused() -> None:
+    doc = archive()[0]
+    with pytest.raises(ValueError, match="duplicate"):
+        rank_all([doc, doc], 3, True)
+
+
+# --- the incremental path -------------------------------------------------------------------------
+
+
+def test_rank_new_matches_a_full_rank_of_the_same_index() -> None:
+    """Exact guarantee: with the model fitted at build time, ranking only the new article gives the
+    same list as ranking everything again, and the old lists do not change (include_newer False)."""
+    docs = archive()
+    old, new = docs[:-1], docs[-1]
+    index = RelatedIndex.build(old)
+    before = index.rank(None, 4, include_newer=False)
+    restored = RelatedIndex.from_bytes(index.to_bytes())
+    incremental = restored.rank_new([new], 4, include_newer=False)
+    full = restored.rank(None, 4, include_newer=False)
+    assert incremental == {new.key: full[new.key]}
+    assert {k: v for k, v in full.items() if k != new.key} == before
+    assert len(restored) == len(docs) and new.key in restored
+
+
+def test_rank_new_against_a_refit() -> None:
+    """rank_all refits vocabulary, IDF and LSA basis, so scores may differ a little from rank_new
+    (which keeps the build-time model); the neighbours found are still on topic."""
+    docs = archive()
+    for new in (docs[4], docs[9], docs[14], docs[19]):
+        old = [d for d in docs if d.key != new.key]
+        incremental = RelatedIndex.build(old).rank_new([new], 2, include_newer=True)[new.key]
+        refit = rank_all(docs, 2, include_newer=True)[new.key]
+        assert [topic(r.key) for r in incremental] == [topic(new.key)] * 2
+        assert [topic(r.key) for r in refit] == [topic(new.key)] * 2
+
+
+def test_folding_in_gives_the_build_time_vectors() -> None:
+    """A text gets the same vector whether it was fitted at build time or folded in later."""
+    docs = archive()
+    index = RelatedIndex.build(docs)
+    before = index.rank(None, 5, include_newer=False)
+    vectors = index._vectors.copy()
+    index.add(docs)  # same keys, same texts: replaced by themselves
+    assert np.array_equal(index._vectors, vectors)
+    assert index.rank(None, 5, include_newer=False) == before
+
+
+def test_new_docs_can_link_to_each_other() -> None:
+    docs = archive()
+    later = T0 + 100 * DAY
+    new = [RankDoc(d.key, d.title, d.text, d.tags, later + i) for i, d in enumerate(docs) if d.key.endswith("-5")]
+    follow_up = RankDoc("space-6", "Moon lander touches down", docs[14].text, (), later + DAY)
+    old = [d for d in docs if not d.key.endswith("-5")]
+    ranked = RelatedIndex.build(old).rank_new([*new, follow_up], 2, include_newer=False)
+    assert list(ranked) == [*(d.key for d in new), "space-6"]
+    for key, links in ranked.items():
+        assert [topic(r.key) for r in links] == [topic(key)] * 2, (key, links)
+    assert ranked["space-6"][0].key == "space-5"  # a new article, older than the follow-up
+    assert all(r.key != "space-6" for r in ranked["space-5"])  # ... which is newer than space-5
+
+
+def test_index_round_trip_is_exact() -> None:
+    index = RelatedIndex.build(archive())
+    restored = RelatedIndex.from_bytes(index.to_bytes())
+    assert restored.keys == index.keys
+    assert restored.rank(None, 5, True) == index.rank(None, 5, True)
+    assert restored.to_bytes() == index.to_bytes()
+    for junk in (b"not an index", index.to_bytes()[:1000], b""):
+        with pytest.raises(ValueError):
+            RelatedIndex.from_bytes(junk)
+
+
+def test_rank_all_equals_build_then_rank() -> None:
+    docs = archive()
+    assert rank_all(docs, 5, False) == RelatedIndex.build(docs).rank(None, 5, include_newer=False)
+
+
+def test_replacing_and_removing_articles() -> None:
+    docs = archive()
+    index = RelatedIndex.build(docs)
+    edited = RankDoc("space-1", docs[15].title, docs[15].text, (), docs[10].published)  # now about rates
+    links = index.rank_new([edited], 2, include_newer=True)["space-1"]
+    assert [topic(r.key) for r in links] == ["finance", "finance"]
+    assert len(index) == len(docs)
+    index.remove(["finance-1", "unknown"])
+    assert "finance-1" not in index and len(index) == len(docs) - 1
+    assert all(r.key != "finance-1" for links in index.rank(None, 5, True).values() for r in links)
+
+
+def test_stale_after_many_changes() -> None:
+    docs = archive()
+    index = RelatedIndex.build(docs[:10])
+    assert not index.stale
+    index.add(docs[10:11])
+    assert not index.stale
+    index.add(docs[11:12])
+    assert index.stale  # 2 changes on a model fitted on 10 articles: time to build again
