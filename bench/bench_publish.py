@@ -39,8 +39,12 @@ url = "https://bench.example.com/"
 timezone = "UTC"
 """
 
+FEEDS_ONLY = "\n[related]\ncount = 0\n"  # the same work as Hugo's feeds: no related-reading ranking
+
 # Targets, in seconds or MB; keyed by corpus size where they depend on it.
-COLD_TARGETS = {22250: (4.6, "Hugo")}
+COLD_TARGETS = {22250: (4.6, "Hugo, feeds of 50")}
+FULL_TARGETS = {22250: (12.7, "Hugo, full feeds")}
+ADD_TARGET = 1.0
 NOOP_TARGETS = {2225: 0.3, 22250: 1.0}
 MEMORY_TARGET_MB = 400.0
 HELP_TARGET = 0.15
@@ -69,6 +73,9 @@ class SizeResult:
     noop_seconds: float
     noop_summary: str
     noop_runs: tuple[float, ...]
+    full_seconds: float
+    full_rss_mb: float
+    add_seconds: float
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,7 @@ def corpus_files(corpus: Path) -> list[Path]:
 
 def build_site(root: Path, corpus: Path, files: Sequence[Path], size: int) -> None:
     """publisher.toml plus articles/ with `size` corpus files, in copy0/..copyN/ when it takes several copies."""
-    (root / "publisher.toml").write_text(CONFIG, encoding="utf-8")
+    (root / "publisher.toml").write_text(CONFIG + FEEDS_ONLY, encoding="utf-8")
     articles = root / "articles"
     copies = math.ceil(size / len(files))
     made = 0
@@ -160,6 +167,13 @@ def bench_size(corpus: Path, files: Sequence[Path], size: int, cli: Sequence[str
             print(f"  cold   {size:>6,}: {cold.seconds:6.2f} s, {cold.max_rss_mb:6.1f} MB | {cold_summary}")
             colds.append(cold)
 
+        (root / "publisher.db").unlink(missing_ok=True)  # again from nothing, with related reading on
+        shutil.rmtree(root / "feeds", ignore_errors=True)
+        (root / "publisher.toml").write_text(CONFIG, encoding="utf-8")
+        full = run(publish, root)
+        full_summary = checked(full, f"cold publish of {size:,} articles with related reading", summary=True)
+        print(f"  full   {size:>6,}: {full.seconds:6.2f} s, {full.max_rss_mb:6.1f} MB | {full_summary}")
+
         noops: list[Run] = []
         noop_summary = ""
         for i in range(NOOP_RUNS):
@@ -170,10 +184,15 @@ def bench_size(corpus: Path, files: Sequence[Path], size: int, cli: Sequence[str
             if written and written.group(1) != "0":
                 print(f"  warning: the no-op run wrote {written.group(1)} files; nothing had changed")
             noops.append(noop)
+        shutil.copyfile(corpus / files[0], root / "articles" / "added-one.txt")
+        added = run(publish, root)
+        added_summary = checked(added, f"publish of one added article to {size:,}", summary=True)
+        print(f"  add 1  {size:>6,}: {added.seconds:6.2f} s, {added.max_rss_mb:6.1f} MB | {added_summary}")
         cold_times = tuple(r.seconds for r in colds)
         times = tuple(r.seconds for r in noops)
         return SizeResult(size, statistics.median(cold_times), cold_summary, max(r.max_rss_mb for r in colds),
-                          cold_times, statistics.median(times), noop_summary, times)
+                          cold_times, statistics.median(times), noop_summary, times, full.seconds,
+                          full.max_rss_mb, added.seconds)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -200,12 +219,20 @@ def rows(results: Sequence[SizeResult], help_seconds: float) -> list[Row]:
     for r in results:
         cold_target, cold_note = COLD_TARGETS.get(r.size, (None, ""))
         runs = f" (median of {len(r.cold_runs)})" if len(r.cold_runs) > 1 else ""
-        table.append(_row(f"cold publish {r.size:,}{runs}", r.cold_seconds, "s", cold_target, cold_note))
+        table.append(_row(f"cold publish {r.size:,}, feeds only{runs}", r.cold_seconds, "s", cold_target,
+                          cold_note))
+    for r in results:
+        full_target, full_note = FULL_TARGETS.get(r.size, (None, ""))
+        table.append(_row(f"cold publish {r.size:,} + related + digest", r.full_seconds, "s", full_target,
+                          full_note))
+    for r in results:
+        table.append(_row(f"publish after adding 1 article to {r.size:,}", r.add_seconds, "s", ADD_TARGET))
     for r in results:
         table.append(_row(f"no-op publish {r.size:,} (median of {NOOP_RUNS})", r.noop_seconds, "s",
                           NOOP_TARGETS.get(r.size)))
     for r in results:
-        table.append(_row(f"peak memory, cold {r.size:,}", r.cold_rss_mb, "MB", MEMORY_TARGET_MB))
+        table.append(_row(f"peak memory, cold {r.size:,}, feeds only", r.cold_rss_mb, "MB", MEMORY_TARGET_MB))
+        table.append(_row(f"peak memory, cold {r.size:,} + related", r.full_rss_mb, "MB", MEMORY_TARGET_MB))
     table.append(_row(f"--help start-up (median of {HELP_RUNS})", help_seconds, "s", HELP_TARGET))
     return table
 

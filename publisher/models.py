@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Literal
 
 Severity = Literal["error", "warning"]
@@ -30,7 +29,7 @@ class Problem:
 class SourceFile:
     """An article file found in the articles folder."""
 
-    path: Path
+    path: str  # where to read it (a str: a Path per file costs time on large archives)
     rel: str  # path relative to the articles folder, with forward slashes
     mtime_ns: int
     size: int

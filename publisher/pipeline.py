@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import html as htmllib
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from publisher import __version__
@@ -267,9 +269,9 @@ class Run:
 
 
 def prepare(settings: Settings, store: Store, now: datetime, *, use_cache: bool = True,
-            progress: Progress | None = None) -> Run:
+            progress: Progress | None = None, files: Sequence[SourceFile] | None = None) -> Run:
     """load -> enrich -> identities -> related reading."""
-    files = scan(settings.paths.articles, EXTENSIONS)
+    files = scan(settings.paths.articles, EXTENSIONS) if files is None else files
     loaded = load_entries(files, store, settings.site, use_cache=use_cache, progress=progress)
     shown = visible(loaded.entries, now)
     kept, clashes = unique_slugs(shown, store.known_sources())
@@ -281,14 +283,65 @@ def prepare(settings: Settings, store: Store, now: datetime, *, use_cache: bool 
                loaded.problems + clashes + reading.problems, reading)
 
 
+def input_key(settings: Settings, files: Sequence[SourceFile]) -> str:
+    """Everything a publish run reads, cheaply: settings, article files and templates (name, mtime, size)."""
+    from publisher.resources import builtin_templates
+
+    digest = hashlib.sha256(repr((__version__, settings)).encode())
+    for f in files:
+        digest.update(f"{f.rel}\0{f.mtime_ns}\0{f.size}\n".encode())
+    for folder in (settings.paths.templates, builtin_templates()):
+        for path in sorted(folder.glob("*.j2")) if folder.is_dir() else []:
+            st = path.stat()
+            digest.update(f"{path}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
+    return digest.hexdigest()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def unchanged_run(store: Store, key: str, now: datetime, output: Path) -> PublishReport | None:
+    """The last run's report when nothing it read has changed, no waiting article is due and every
+    file it wrote is still as written; else None (a full run follows)."""
+    saved = store.meta_get("last_publish")
+    if saved is None:
+        return None
+    last = json.loads(saved)
+    if last["key"] != key or (last["wake"] and now >= datetime.fromisoformat(last["wake"])):
+        return None
+    for name, sha in last["outputs"].items():
+        path = safe_join(output, name)
+        if not path.is_file() or _sha(path.read_bytes()) != sha:
+            return None
+    problems = tuple(Problem(**p) for p in last["problems"])
+    return PublishReport(read=last["read"], published=last["published"], skipped=last["skipped"],
+                         unchanged=tuple(sorted(last["outputs"])), problems=problems, hidden=last["hidden"])
+
+
+def remember_run(store: Store, key: str, run: Run, now: datetime, outputs: dict[str, bytes]) -> None:
+    due = [e.date for e in run.archive.loaded.entries if not e.draft and e.date and e.date > now]
+    store.meta_put("last_publish", json.dumps({
+        "key": key, "wake": min(due).isoformat() if due else None, "read": run.read,
+        "published": len(run.archive.entries), "skipped": run.skipped, "hidden": run.hidden,
+        "problems": [asdict(p) for p in run.problems],
+        "outputs": {name: _sha(data) for name, data in outputs.items()}}))
+
+
 def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cache: bool = True,
             force_digest: bool = False, progress: Progress | None = None) -> PublishReport:
     """Read the articles, record their identities, render feeds and digest, and write them (unless dry_run)."""
+    files = scan(settings.paths.articles, EXTENSIONS)
     with open_store(settings.paths.state, write=not dry_run) as store:
-        run = prepare(settings, store, now, use_cache=use_cache, progress=progress)
+        key = input_key(settings, files)
+        if not (dry_run or force_digest) and (same := unchanged_run(store, key, now, settings.paths.output)):
+            return same
+        run = prepare(settings, store, now, use_cache=use_cache, progress=progress, files=files)
         outputs = feed_files(run.archive, record=not dry_run)
         digest_outputs, digest_id = digest_files(run.archive, now, force=force_digest, record=not dry_run)
         outputs.update(digest_outputs)
+        if not dry_run:
+            remember_run(store, key, run, now, outputs)
     write = compare_outputs if dry_run else write_outputs
     written, unchanged = write(settings.paths.output, outputs)
     log.info("published %d articles, wrote %s", len(run.archive.entries), written)

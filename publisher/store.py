@@ -218,6 +218,14 @@ class Store:
         self.conn.execute(related_index.delete())
         self.conn.execute(related_index.insert().values(name="main", hashes=json.dumps(hashes), data=data))
 
+    def meta_get(self, key: str) -> str | None:
+        value: str | None = self.conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
+        return value
+
+    def meta_put(self, key: str, value: str) -> None:
+        self.conn.execute(meta.delete().where(meta.c.key == key))
+        self.conn.execute(meta.insert().values(key=key, value=value))
+
     def memo_get(self, name: str) -> tuple[str, str] | None:
         """(input key, output sha256) remembered for an output file, if any."""
         row = self.conn.execute(sa.select(memo.c.input_key, memo.c.output_sha).where(memo.c.name == name)).first()

@@ -146,3 +146,14 @@ def test_feed_date_is_the_newest_article_not_the_clock(site: Site) -> None:
     assert feed.updated == "2026-10-01T00:00:00+00:00"
     rss = feedparser.parse((site.feeds / "rss.xml").read_bytes()).feed
     assert rss.updated == "Thu, 01 Oct 2026 00:00:00 +0000"
+
+
+def test_a_lost_or_altered_output_file_is_written_again(site: Site) -> None:
+    site.write("a.md", "---\ntitle: A\n---\nText.\n")
+    site.publish()
+    first = site.feed_bytes()
+    (site.feeds / "rss.xml").unlink()
+    (site.feeds / "atom.xml").write_bytes(b"broken")
+    again = site.publish()
+    assert "written: 2," in again.stdout
+    assert site.feed_bytes() == first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from zoneinfo import ZoneInfo
 
 from publisher.load.source import check_size, decode, scan
@@ -17,7 +18,8 @@ __all__ = ["EXTENSIONS", "READERS", "read", "scan"]
 def read(source: SourceFile, tz: ZoneInfo) -> Document:
     """Read and parse one file. Raises ArticleError naming the file (and line) when it is unusable."""
     check_size(source.rel, source.size)
-    body, warnings = decode(source.rel, source.path.read_bytes())
-    reader = importlib.import_module(READERS[source.path.suffix.lower()])
+    with open(source.path, "rb") as handle:
+        body, warnings = decode(source.rel, handle.read())
+    reader = importlib.import_module(READERS[os.path.splitext(source.path)[1].lower()])
     document: Document = reader.parse(source.rel, body, tz, warnings)
     return document

@@ -34,7 +34,7 @@ def scan(folder: Path, extensions: frozenset[str]) -> list[SourceFile]:
                     pending.append((item.path, f"{prefix}{item.name}/"))
                 elif os.path.splitext(item.name)[1].lower() in extensions and item.is_file():
                     st = item.stat()
-                    found.append(SourceFile(Path(item.path), prefix + item.name, st.st_mtime_ns, st.st_size))
+                    found.append(SourceFile(item.path, prefix + item.name, st.st_mtime_ns, st.st_size))
     found.sort(key=lambda f: f.rel)
     return found
 
