@@ -35,6 +35,7 @@ from publisher.write import compare_outputs, safe_join, write_outputs
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = "1"
+SAVE_EVERY = 500  # parsed files written to the cache at a time
 PARALLEL_FROM = 1000  # parse in several processes from this many changed files
 
 
@@ -48,10 +49,9 @@ class Progress(Protocol):
 
 @dataclass
 class Loaded:
-    """The archive as read this run: entries by source, HTML of freshly parsed files, problems."""
+    """The archive as read this run: entries and problems (the HTML waits in the state's cache)."""
 
     entries: list[Entry] = field(default_factory=list)
-    fresh_html: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     skipped: int = 0
 
@@ -115,8 +115,10 @@ def load_entries(files: Sequence[SourceFile], store: Store, site: SiteSettings, 
         source, entry, html, warnings = result
         loaded.problems.extend(warnings)
         loaded.entries.append(entry)
-        loaded.fresh_html[source.rel] = html
         fresh.append((source, entry, html))
+        if len(fresh) >= SAVE_EVERY:  # into the state as we go: the HTML is not all held at once
+            store.save_cache(fresh, key)
+            fresh.clear()
     store.save_cache(fresh, key)
     store.forget_sources({f.rel for f in files})
     return loaded
@@ -156,8 +158,7 @@ class Archive:
     def html_of(self, slugs: Iterable[str]) -> dict[str, str]:
         """slug -> sanitized HTML, from this run or the cache."""
         sources = {self.entries[s].source: s for s in slugs}
-        html = {src: self.loaded.fresh_html[src] for src in sources if src in self.loaded.fresh_html}
-        html.update(self.store.html_for(src for src in sources if src not in html))
+        html = self.store.html_for(sources)
         return {slug: html[src] for src, slug in sources.items()}
 
     def newest(self, limit: int | None = None) -> list[str]:

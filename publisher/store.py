@@ -149,8 +149,11 @@ class Store:
 
     def html_for(self, paths: Iterable[str]) -> dict[str, str]:
         wanted = list(paths)
-        query = sa.select(sources.c.path, sources.c.html).where(sources.c.path.in_(wanted))
-        return {row[0]: row[1] for row in self.conn.execute(query)}
+        found: dict[str, str] = {}
+        for chunk in range(0, len(wanted), 500):
+            query = sa.select(sources.c.path, sources.c.html).where(sources.c.path.in_(wanted[chunk:chunk + 500]))
+            found.update((row[0], row[1]) for row in self.conn.execute(query))
+        return found
 
     def record(self, entries: Iterable[Entry], now: datetime, site_url: str) -> dict[str, Identity]:
         """Give new articles an id and a first-seen date; mark edited ones updated. slug -> Identity."""

@@ -54,10 +54,12 @@ def _rank(need: list[str], entries: Mapping[str, Entry], identities: Mapping[str
     from publisher.enrich.related import RankDoc, RelatedIndex  # scikit-learn: only when ranking
 
     def docs(slugs: Iterable[str]) -> list[RankDoc]:
-        wanted = list(slugs)
-        html = html_of(wanted)
-        return [RankDoc(s, entries[s].title, plain_text(html[s]), entries[s].tags,
-                        identities[s].published.timestamp()) for s in wanted]
+        wanted, found = list(slugs), []
+        for start in range(0, len(wanted), 1000):  # a chunk of HTML at a time: only the text is kept
+            html = html_of(wanted[start:start + 1000])
+            found += [RankDoc(s, entries[s].title, plain_text(html[s]), entries[s].tags,
+                              identities[s].published.timestamp()) for s in wanted[start:start + 1000]]
+        return found
 
     hashes = {s: e.content_hash for s, e in entries.items()}
     stored = store.related_index()

@@ -46,17 +46,19 @@ Reason = Literal["similarity", "shared tags"]
 
 FORMAT_VERSION = 1
 DIMS = 100  # LSA dimensions
-MAX_FEATURES = 50_000  # vocabulary cap (most frequent words)
+MAX_FEATURES = 20_000  # vocabulary cap (most frequent words); the LSA temporaries grow with it
 SMALL_ARCHIVE = 100  # below this, keep rare and very common words (min_df=1, max_df=1.0)
 MIN_DF = 2
 MAX_DF = 0.5
 SVD_ITER = 2
+FIT_SAMPLE = 6000  # larger archives fit the model on an evenly spaced sample of this many articles
+FOLD_CHUNK = 500  # articles folded into the fitted model at a time
 SVD_SEED = 0
 CANDIDATES = 64  # first-pass neighbours re-scored per article
 PRF_MIN, PRF_MAX = 3, 20  # neighbours in the feedback centroid: sqrt(eligible docs) / 3, clamped
 PRF_WEIGHT = 1.0
 TAG_WEIGHT = 0.1
-CHUNK_ELEMENTS = 1 << 23  # rows are ranked in chunks of about this many similarities (and 1/2 of it candidates x dims)
+CHUNK_ELEMENTS = 1 << 21  # rows are ranked in chunks of about this many similarities (and 1/2 of it candidates x dims)
 STALE_SHARE = 0.1  # `stale` once more than this share of the fitted archive was added or changed
 DECIMALS = 4
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default: words of 2+ characters
@@ -163,29 +165,40 @@ class RelatedIndex:
 
     @classmethod
     def build(cls, docs: Sequence[RankDoc]) -> RelatedIndex:
-        """Fit vocabulary, IDF and LSA basis on `docs` and index them (input order does not matter)."""
+        """Fit vocabulary, IDF and LSA basis on `docs` and index them (input order does not matter).
+
+        Archives larger than FIT_SAMPLE are fitted on an evenly spaced sample (by key) and every article
+        is then folded in with that model, which keeps memory flat in the archive's size."""
         docs = _checked(docs)
         ordered = sorted(docs, key=lambda d: d.key)
         n = len(ordered)
-        small = n < SMALL_ARCHIVE
+        sample = ordered[:: math.ceil(n / FIT_SAMPLE)] if n > FIT_SAMPLE else ordered
+        small = len(sample) < SMALL_ARCHIVE
         from sklearn.feature_extraction.text import CountVectorizer  # type: ignore[import-untyped]  # slow import
 
         counter = CountVectorizer(lowercase=True, token_pattern=TOKEN.pattern, stop_words="english",
                                   min_df=1 if small else MIN_DF, max_df=1.0 if small else MAX_DF,
                                   max_features=MAX_FEATURES, dtype=np.float64)
         try:
-            counts = counter.fit_transform(_text(d) for d in ordered)
+            counts = counter.fit_transform(_text(d) for d in sample)
             terms = [str(t) for t in counter.get_feature_names_out()]
         except ValueError:  # no documents, or no word left after pruning
-            counts, terms = sp.csr_matrix((n, 0), dtype=np.float32), []
+            counts, terms = sp.csr_matrix((len(sample), 0), dtype=np.float32), []
         df = np.bincount(sp.csr_matrix(counts).indices, minlength=len(terms))
-        idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+        idf = np.log((1.0 + len(sample)) / (1.0 + df)) + 1.0
         weighted = _tfidf(counts, idf)
         basis = _basis(weighted)
+        if sample is ordered:
+            vectors = _project(weighted, basis)
+        else:
+            del counts, weighted
+            vocabulary = {t: j for j, t in enumerate(terms)}
+            vectors = np.concatenate([
+                _project(_tfidf(_count([_text(d) for d in ordered[i:i + FOLD_CHUNK]], vocabulary), idf), basis)
+                for i in range(0, n, FOLD_CHUNK)]) if terms else np.zeros((n, basis.shape[0]), dtype=np.float32)
         return cls(terms=terms, idf=idf, basis=basis, keys=[d.key for d in ordered],
                    published=np.array([d.published for d in ordered], dtype=np.float64),
-                   tags=[_norm_tags(d.tags) for d in ordered], vectors=_project(weighted, basis),
-                   fitted=n, changed=0)
+                   tags=[_norm_tags(d.tags) for d in ordered], vectors=vectors, fitted=n, changed=0)
 
     def _embed(self, docs: Sequence[RankDoc]) -> Floats32:
         if not self._terms:
