@@ -10,7 +10,7 @@ import difflib
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -82,6 +82,16 @@ def _subject(value: str) -> str | None:
     return None
 
 
+def _one_of(*choices: str) -> Check:
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of: {', '.join(choices)}"
+    return check
+
+
+def _not_negative_number(value: float) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
 def _fraction(value: float) -> str | None:
     return None if 0 <= value <= 1 else "must be between 0 and 1"
 
@@ -137,6 +147,28 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "subject": Field(str, "{site}: {title}", "subject line; {site} site title, {title} first article, "
                                                  "{count} articles, {date} digest date", _subject),
         "postal_address": Field(str, "", "sender's postal address, shown in the digest footer"),
+        "transport": Field(str, "outbox", "outbox (.eml files) or smtp", _one_of("outbox", "smtp")),
+        "outbox": Field(str, "outbox", "folder of the outbox transport, relative to the config file"),
+        "rate": Field(float, 0.0, "messages per second at most; 0 = unlimited", _not_negative_number),
+        "max_bounces": Field(int, 3, "permanent failures before a subscriber becomes bounced", _positive),
+        "max_retries": Field(int, 3, "tries of a temporarily refused message in one run", _positive),
+        "max_connection_failures": Field(int, 10, "consecutive connection failures that stop a run",
+                                         _positive),
+        "secret": Field(str, "", "unsubscribe token key; prefer the PUBLISHER_SECRET environment variable "
+                                 "(empty: a random key kept in the state database)"),
+    },
+    "email.smtp": {
+        "host": Field(str, "localhost", "SMTP server"),
+        "port": Field(int, 587, "SMTP port", _positive),
+        "security": Field(str, "starttls", "starttls, tls or none", _one_of("starttls", "tls", "none")),
+        "username": Field(str, "", "login name (the password comes from PUBLISHER_SMTP_PASSWORD)"),
+        "timeout": Field(float, 30.0, "seconds to wait for the server", _not_negative_number),
+        "connections": Field(int, 1, "connections used at once when the rate allows it", _positive),
+    },
+    "email.dkim": {
+        "selector": Field(str, "", "DKIM selector; DKIM signing is on when selector, domain and key are set"),
+        "domain": Field(str, "", "DKIM signing domain"),
+        "private_key": Field(str, "", "path of the PEM private key, relative to the config file"),
     },
 }
 
@@ -193,11 +225,41 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str
+    username: str
+    timeout: float
+    connections: int
+
+
+@dataclass(frozen=True)
+class DkimSettings:
+    selector: str
+    domain: str
+    private_key: Path | None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.selector and self.domain and self.private_key)
+
+
+@dataclass(frozen=True)
 class EmailSettings:
     sender: str
     reply_to: str
     subject: str
     postal_address: str
+    transport: str
+    outbox: Path
+    rate: float
+    max_bounces: int
+    max_retries: int
+    max_connection_failures: int
+    secret: str = field(repr=False)  # never in a log or an error
+    smtp: SmtpSettings
+    dkim: DkimSettings
 
 
 @dataclass(frozen=True)
@@ -246,12 +308,25 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
 
 
-def _validate(raw: Mapping[str, Any], where: str, base: Path, source: Path | None) -> Settings:
+def _flatten(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """[email.smtp] arrives as raw["email"]["smtp"]: make it raw["email.smtp"], like the schema."""
+    flat: dict[str, Any] = {}
     for name, value in raw.items():
         if name not in SCHEMA:
             raise ConfigError(f"{where}: unknown section [{name}]{_closest(name, list(SCHEMA))}")
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: '{name}' must be a table ([{name}])")
+        flat[name] = {k: v for k, v in value.items() if f"{name}.{k}" not in SCHEMA}
+        for key, sub in value.items():
+            if f"{name}.{key}" in SCHEMA:
+                if not isinstance(sub, dict):
+                    raise ConfigError(f"{where}: '{name}.{key}' must be a table ([{name}.{key}])")
+                flat[f"{name}.{key}"] = sub
+    return flat
+
+
+def _validate(raw: Mapping[str, Any], where: str, base: Path, source: Path | None) -> Settings:
+    raw = _flatten(raw, where)
     values = {name: _section(where, name, raw.get(name, {})) for name in SCHEMA}
     site = values["site"]
     site["url"] = site["url"] if site["url"].endswith("/") else site["url"] + "/"
@@ -263,15 +338,19 @@ def _validate(raw: Mapping[str, Any], where: str, base: Path, source: Path | Non
         feeds=FeedSettings(limit=feeds["limit"], formats=tuple(dict.fromkeys(feeds["formats"]))),
         related=RelatedSettings(**values["related"]),
         digest=DigestSettings(**{**values["digest"], "web_fonts": tuple(values["digest"]["web_fonts"])}),
-        email=_email(values["email"], site["title"], site["url"]),
+        email=_email(values, base, site["title"], site["url"]),
         source=source,
     )
 
 
-def _email(values: dict[str, Any], title: str, url: str) -> EmailSettings:
+def _email(values: dict[str, dict[str, Any]], base: Path, title: str, url: str) -> EmailSettings:
+    email = dict(values["email"])
     host = urlsplit(url).hostname or "localhost"
-    sender = values.pop("from") or f'"{title}" <noreply@{host}>'
-    return EmailSettings(sender=sender, **values)
+    sender = email.pop("from") or f'"{title}" <noreply@{host}>'
+    dkim = dict(values["email.dkim"])
+    dkim["private_key"] = (base / dkim["private_key"]).resolve() if dkim["private_key"] else None
+    return EmailSettings(sender=sender, **{**email, "outbox": (base / email["outbox"]).resolve()},
+                         smtp=SmtpSettings(**values["email.smtp"]), dkim=DkimSettings(**dkim))
 
 
 def load_settings(config: Path | None, cwd: Path) -> Settings:

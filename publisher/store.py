@@ -85,6 +85,29 @@ digest_articles = sa.Table(
 ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 
+subscribers = sa.Table(
+    "subscribers", metadata,
+    sa.Column("id", sa.String, primary_key=True),  # random, stable; names the .eml and signs the token
+    sa.Column("email", sa.String, nullable=False, unique=True),  # normalized, lower case: the identity
+    sa.Column("address", sa.String, nullable=False),  # as validated, for the To header
+    sa.Column("name", sa.String, nullable=False, default=""),
+    sa.Column("status", sa.String, nullable=False),  # pending, active, unsubscribed, bounced
+    sa.Column("bounces", sa.Integer, nullable=False, default=0),
+    sa.Column("created", sa.String, nullable=False),
+    sa.Column("changed", sa.String, nullable=False),
+)
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("digest_id", sa.String, sa.ForeignKey("digests.id"), primary_key=True),
+    sa.Column("subscriber_id", sa.String, primary_key=True),
+    sa.Column("status", sa.String, nullable=False),  # queued, sent, failed, bounced
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("message_id", sa.String),
+    sa.Column("changed", sa.String, nullable=False),
+    sa.Column("error", sa.String),
+)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
 
