@@ -123,8 +123,10 @@ def main(verbose: bool) -> None:
 @clock_option
 @click.option("--dry-run", is_flag=True, help="Do everything but write files or state.")
 @click.option("--force", is_flag=True, help="Make a digest even when no article is new (the newest ones).")
-def publish(config: Path | None, clock: str | None, dry_run: bool, force: bool) -> None:
-    """Read the articles; write the feeds, the digest of new articles and the archive page.
+@click.option("--no-send", is_flag=True, help="Write everything but do not deliver the digest.")
+def publish(config: Path | None, clock: str | None, dry_run: bool, force: bool, no_send: bool) -> None:
+    """Read the articles; write the feeds, the digest of new articles and the archive page; then
+    deliver the digest to every active subscriber (finishing any earlier unfinished delivery first).
 
     Exit code 0 on success, 1 when some article was bad (the others are still
     published), 2 on a bad config or usage.
@@ -133,7 +135,71 @@ def publish(config: Path | None, clock: str | None, dry_run: bool, force: bool) 
     settings = _settings(config)
     report = _run(settings, _now(clock), dry_run=dry_run, use_cache=True, force=force)
     _report(report, time.perf_counter() - started, dry_run)
+    if not (dry_run or no_send):
+        _deliver(settings, clock)
     sys.exit(1 if report.errors else 0)
+
+
+def _clock(clock: str | None) -> Callable[[], datetime]:
+    fixed = _now(clock) if clock else None
+    return (lambda: fixed) if fixed else (lambda: datetime.now(UTC))
+
+
+def _deliver(settings: Settings, clock: str | None) -> None:
+    """Send what the journal says is unsent; SIGTERM and Ctrl-C finish the message in flight, then stop."""
+    import signal
+
+    from publisher.deliver.send import Sender, open_transport
+    from publisher.errors import PublisherError
+    from publisher.store import open_store
+
+    stopping: list[int] = []
+    previous = {sig: signal.signal(sig, lambda number, _frame: stopping.append(number))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    started = time.perf_counter()
+    try:
+        with open_store(settings.paths.state) as store:
+            transport = open_transport(settings)
+            try:
+                report = Sender(settings, store, transport, _clock(clock), stop=lambda: bool(stopping)).run()
+            finally:
+                transport.close()
+    except PublisherError as e:
+        _fail(e, e.exit_code)
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    where = "outbox " + str(settings.email.outbox) if settings.email.transport == "outbox" else "SMTP"
+    click.echo(f"delivery ({where}): {report.sent} sent, {report.failed} failed, {report.bounced} bounced, "
+               f"{report.cancelled} cancelled; {time.perf_counter() - started:.2f} s")
+    if report.stopped:
+        click.echo("stopped by a signal after recording the last message; 'publisher send' goes on", err=True)
+        sys.exit(130)
+    if report.failed:
+        sys.exit(1)
+
+
+@main.command()
+@config_option
+@clock_option
+@click.option("--resume", is_flag=True, help="Send what an earlier run left unsent (what send always does).")
+@click.option("--status", "show_status", is_flag=True, help="Show, per digest: queued, sent, failed, bounced.")
+def send(config: Path | None, clock: str | None, resume: bool, show_status: bool) -> None:
+    """Deliver recorded digests to their subscribers: only what the journal says is not sent yet."""
+    settings = _settings(config)
+    if show_status:
+        from publisher.deliver.journal import STATUSES, Journal
+        from publisher.store import open_store
+
+        with open_store(settings.paths.state, write=False) as store:
+            rows = Journal(store).status()
+        if not rows:
+            click.echo("no digest has been queued for delivery")
+        for digest_id, counts in rows:
+            click.echo(f"{digest_id}: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
+        return
+    _deliver(settings, clock)
 
 
 @main.command()
@@ -174,7 +240,8 @@ def init(directory: Path, clock: str | None) -> None:
 @config_option
 @clock_option
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML preview in the web browser.")
-def preview(config: Path | None, clock: str | None, open_browser: bool) -> None:
+@click.option("--to", "to", metavar="EMAIL", help="Also send this test copy to EMAIL (not recorded anywhere).")
+def preview(config: Path | None, clock: str | None, open_browser: bool, to: str | None) -> None:
     """Render the next digest, as publish would, for a dummy reader into <output>/preview/
     (HTML, text and a complete .eml). Records nothing: the next publish still sees the same new articles."""
     from publisher.errors import PublisherError
@@ -182,21 +249,39 @@ def preview(config: Path | None, clock: str | None, open_browser: bool) -> None:
 
     settings = _settings(config)
     try:
-        names, digest_id, fresh = make_preview(settings, _now(clock))
+        result = make_preview(settings, _now(clock), to)
+        if result.digest_id and to:
+            _send_test_copy(settings, result.digest_id, result.sender, to, result.message)
     except PublisherError as e:
         _fail(e, e.exit_code)
         raise
-    if digest_id is None:
+    if result.digest_id is None:
         click.echo("no published articles: nothing to preview")
         return
-    if not fresh:
+    if not result.fresh:
         click.echo("no new articles since the last digest: previewing the newest ones")
-    for name in names:
+    for name in result.files:
         click.echo(settings.paths.output / name)
+    if to:
+        click.echo(f"test copy sent to {to} through the {settings.email.transport} transport")
     if open_browser:
         import webbrowser
 
         webbrowser.open((settings.paths.output / "preview" / "digest.html").as_uri())
+
+
+def _send_test_copy(settings: Settings, digest_id: str, sender: str, to: str, message: bytes) -> None:
+    from publisher.deliver.send import open_transport
+    from publisher.deliver.transport import Outgoing, SendFailure
+    from publisher.errors import PublisherError
+
+    transport = open_transport(settings)
+    try:
+        transport.send(Outgoing(f"preview-{digest_id}", "preview", sender, to, message))
+    except SendFailure as e:
+        raise PublisherError(f"test copy to {to} not sent: {e}", "check [email] and [email.smtp]") from e
+    finally:
+        transport.close()
 
 
 @main.command()
@@ -231,3 +316,13 @@ def related(slug: str | None, every: bool, as_json: bool, config: Path | None, c
         for n, r in enumerate(item["related"], 1):
             score = "   ref" if r["score"] is None else f"{r['score']:.4f}"
             click.echo(f"  {n}. {score}  {r['reason']:<16}  {r['slug']}  {r['title']}")
+
+
+def _register() -> None:
+    """Command groups that live in their own modules."""
+    from publisher.cli_subscribers import subscribers
+
+    main.add_command(subscribers)
+
+
+_register()

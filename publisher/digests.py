@@ -37,8 +37,8 @@ def next_digest(slugs: Sequence[str], identities: dict[str, Identity], store: St
     return Digest(store.new_digest_id(day), now, tuple(build(chosen)))
 
 
-def remember(store: Store, rendered: RenderedDigest) -> None:
+def remember(store: Store, rendered: RenderedDigest, subject: str) -> None:
     """Record the digest, the articles it carried and its rendered form (delivery sends that)."""
     digest = rendered.digest
-    store.record_digest(digest.id, digest.created, [a.entry.slug for a in digest.articles], rendered.html,
-                        rendered.text)
+    store.record_digest(digest.id, digest.created, [a.entry.slug for a in digest.articles], subject,
+                        rendered.html, rendered.text)

@@ -239,7 +239,11 @@ def digest_files(archive: Archive, now: datetime, *, force: bool, record: bool) 
     digest = next_digest(archive.newest(), archive.identities, store, settings, now, archive.articles, force=force)
     rendered = render_digest(digest, settings, templates) if digest else None
     if rendered and record:
-        remember(store, rendered)
+        from publisher.deliver.journal import Journal
+        from publisher.deliver.message import subject_line
+
+        remember(store, rendered, subject_line(rendered, settings))
+        Journal(store).enqueue(rendered.digest.id, now)  # in the same transaction as the digest
     stored = store.digest_files()
     if rendered and not record:
         stored.append((rendered.digest.id, rendered.html, rendered.text))
@@ -354,11 +358,23 @@ def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cac
 PREVIEW_READER = ("Preview Reader", "preview@example.invalid")
 
 
-def preview(settings: Settings, now: datetime) -> tuple[list[str], str | None, bool]:
-    """Render the next digest as publish would, for a dummy reader, into <output>/preview/ (html, txt
-    and .eml); record nothing. Returns (files written or unchanged, digest id, whether it has new
-    articles: with none new, the newest articles are shown)."""
-    from publisher.deliver.message import build_message
+@dataclass(frozen=True)
+class Preview:
+    """The next digest as one reader would get it: files written, digest id, whether it is new, and the
+    message (sent to `--to` by the CLI through the configured transport, outside the journal)."""
+
+    files: list[str]
+    digest_id: str | None
+    fresh: bool
+    message: bytes = b""
+    sender: str = ""
+
+
+def preview(settings: Settings, now: datetime, to: str | None = None) -> Preview:
+    """Render the next digest as publish would, for a dummy reader (or `to`), into <output>/preview/
+    (html, txt and .eml); record nothing. With no new article, the newest articles are shown."""
+    from publisher.deliver.message import MessageTemplate, subject_line
+    from publisher.deliver.tokens import unsubscribe_url
     from publisher.render.digest import for_reader, render_digest
 
     with open_store(settings.paths.state, write=False) as store:
@@ -368,17 +384,17 @@ def preview(settings: Settings, now: datetime) -> tuple[list[str], str | None, b
         digest = digest or next_digest(archive.newest(), archive.identities, store, settings, now,
                                        archive.articles, force=True)
         if digest is None:
-            return [], None, False
+            return Preview([], None, False)
         rendered = render_digest(digest, settings, settings.paths.templates)
-    unsubscribe = f"{settings.site.url}unsubscribe?token=preview"
-    host = settings.site.url.split("/")[2]
-    message = build_message(rendered, settings, name=PREVIEW_READER[0], address=PREVIEW_READER[1],
-                            unsubscribe_url=unsubscribe, message_id=f"<preview.{digest.id}@{host}>", now=now)
-    html, text = for_reader(rendered, unsubscribe)
-    files = {"preview/digest.html": html.encode(), "preview/digest.txt": text.encode(),
-             "preview/digest.eml": message.as_bytes()}
+    url = unsubscribe_url(settings.site.url, "preview")
+    template = MessageTemplate(settings, digest.id, subject_line(rendered, settings), rendered.html, rendered.text,
+                               now)
+    name, address = ("", to) if to else PREVIEW_READER
+    message = template.render(subscriber_id="preview", name=name, address=address, unsubscribe_url=url)
+    html, text = for_reader(rendered, url)
+    files = {"preview/digest.html": html.encode(), "preview/digest.txt": text.encode(), "preview/digest.eml": message}
     written, unchanged = write_outputs(settings.paths.output, files)
-    return sorted(written + unchanged), digest.id, fresh
+    return Preview(sorted(written + unchanged), digest.id, fresh, message, template.sender)
 
 
 def related_report(settings: Settings, now: datetime, slug: str | None, *,

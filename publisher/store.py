@@ -71,6 +71,7 @@ digests = sa.Table(
     "digests", metadata,
     sa.Column("id", sa.String, primary_key=True),
     sa.Column("created", sa.String, nullable=False),
+    sa.Column("subject", sa.String, nullable=False),
     sa.Column("html", sa.Text, nullable=False),
     sa.Column("text", sa.Text, nullable=False),
 )
@@ -135,10 +136,17 @@ def new_id(site_url: str, slug: str, first_seen: datetime) -> str:
 
 
 class Store:
-    """One connection and one transaction: commit() makes a run's changes durable at once."""
+    """One connection and one transaction: a run's changes become durable at once, when the block of
+    `open_store` ends; delivery makes each sent message durable on its own with `checkpoint()`."""
 
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
+        self.trans = conn.begin()
+
+    def checkpoint(self) -> None:
+        """Commit what is done so far and go on in a new transaction."""
+        self.trans.commit()
+        self.trans = self.conn.begin()
 
     def _prepare(self) -> None:
         metadata.create_all(self.conn)
@@ -277,12 +285,19 @@ class Store:
             number += 1
         return candidate
 
-    def record_digest(self, digest_id: str, created: datetime, slugs: Iterable[str], html: str,
+    def record_digest(self, digest_id: str, created: datetime, slugs: Iterable[str], subject: str, html: str,
                       text: str) -> None:
-        self.conn.execute(digests.insert().values(id=digest_id, created=_iso(created), html=html, text=text))
+        self.conn.execute(digests.insert().values(id=digest_id, created=_iso(created), subject=subject, html=html,
+                                                  text=text))
         rows = [{"digest_id": digest_id, "slug": slug, "position": i} for i, slug in enumerate(slugs)]
         if rows:
             self.conn.execute(digest_articles.insert(), rows)
+
+    def digest_message(self, digest_id: str) -> tuple[str, str, str]:
+        """(subject, html, text) of a recorded digest, as rendered once (with the unsubscribe placeholder)."""
+        row = self.conn.execute(sa.select(digests.c.subject, digests.c.html, digests.c.text).where(
+            digests.c.id == digest_id)).one()
+        return row[0], row[1], row[2]
 
     def digest_files(self) -> list[tuple[str, str, str]]:
         """(id, html, text) of every digest, oldest first."""
@@ -301,6 +316,15 @@ class Store:
         return [(i, datetime.fromisoformat(c), carried.get(i, [])) for i, c in rows]
 
 
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL: readers never wait for a writer, and a commit per sent message stays cheap."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
 @contextmanager
 def open_store(path: Path, *, write: bool = True) -> Iterator[Store]:
     """Open (creating on first use) the state database; changes are kept only when `write` is true
@@ -308,15 +332,16 @@ def open_store(path: Path, *, write: bool = True) -> Iterator[Store]:
     url = f"sqlite:///{path}" if write or path.exists() else "sqlite://"
     try:
         engine = sa.create_engine(url)
+        if url != "sqlite://":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
         with engine.connect() as conn:
-            trans = conn.begin()
             store = Store(conn)
             store._prepare()
             yield store
             if write:
-                trans.commit()
+                store.trans.commit()
             else:
-                trans.rollback()
+                store.trans.rollback()
     except (OperationalError, DatabaseError) as e:
         raise StateError(f"{path}: state database unusable: {e.orig}",
                          "check the file, or move it away to start a new state") from e

@@ -17,6 +17,8 @@ def test_every_setting_is_documented_with_its_default() -> None:
             row = next((line for line in README.splitlines() if line.startswith(f"| `{section}.{key}` |")), None)
             assert row is not None, f"{section}.{key} is missing from the README's table"
             default = f'"{field.default}"' if isinstance(field.default, str) else str(field.default).lower()
+            if isinstance(field.default, float):
+                default = str(field.default)
             if isinstance(field.default, list):
                 default = "[" + ", ".join(f'"{v}"' for v in field.default) + "]"
             assert default in row, f"{section}.{key}: README shows another default than {default}"

@@ -1,0 +1,271 @@
+"""The SMTP transport: one smtplib connection, opened on the first message and reused for the rest.
+
+Security is STARTTLS (EHLO, STARTTLS, EHLO), implicit TLS (SMTP_SSL) or none; AUTH (PLAIN/LOGIN, via
+smtplib.login) when a username is set. A connection the server dropped (or closed with a 421 reply) is
+reopened once and the message tried once more. Replies map to failures: 4xx -> TemporaryFailure,
+5xx -> PermanentFailure, no connection / no answer / dropped twice -> ConnectionFailure. A refused
+login or a server that cannot be used as configured (no STARTTLS, no AUTH, untrusted certificate) is
+an SmtpSetupError: no message can go out until the settings change.
+
+The password is only ever passed to smtplib.login: it is in no message, repr or log line, and
+smtplib's debug output stays off. One transport is one connection and is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from publisher.config import SmtpSettings
+from publisher.deliver.transport import (
+    ConnectionFailure,
+    Outgoing,
+    PermanentFailure,
+    SendFailure,
+    TemporaryFailure,
+)
+from publisher.errors import PublisherError
+
+log = logging.getLogger(__name__)
+SECURITY = ("starttls", "tls", "none")
+LOGIN_HINT = "check [email.smtp] username and PUBLISHER_SMTP_PASSWORD"
+SECURITY_HINT = "check [email.smtp] security and port (usually starttls on 587, tls on 465)"
+CERT_HINT = "the server's certificate is not trusted for this host: check [email.smtp] host"
+CLOSING = 421  # "service not available, closing transmission channel"
+
+
+class SmtpSetupError(PublisherError):
+    """The SMTP server cannot be used with these settings; nothing can be sent until they change."""
+
+    exit_code = 2
+
+
+class SmtpLoginError(SmtpSetupError):
+    """The server refused the username and password."""
+
+
+class _Dropped(Exception):
+    """The connection went away during a message; `failure` is raised when the one retry fails too."""
+
+    def __init__(self, failure: SendFailure) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
+
+
+def _text(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return " ".join(text.split())
+
+
+def _reply(error: smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused) -> tuple[int, str]:
+    """The (code, text) of a refusal; a refused recipient carries its reply in a dict."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        code, text = next(iter(error.recipients.values()), (-1, b"recipient refused"))
+        return code, _text(text)
+    return error.smtp_code, _text(error.smtp_error)
+
+
+def _by_code(code: int, text: str) -> SendFailure:
+    """5xx is permanent; 4xx and anything odd (no code, an unexpected 2xx/3xx) is worth another try."""
+    if 500 <= code <= 599:
+        return PermanentFailure(text, code)
+    return TemporaryFailure(text, code if code > 0 else None)
+
+
+class SmtpTransport:
+    """Transport over one reused SMTP connection; see the module docstring."""
+
+    def __init__(self, settings: SmtpSettings, password: str | None, *, ssl_context: ssl.SSLContext | None = None,
+                 rate: float = 0.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if settings.security not in SECURITY:
+            raise SmtpSetupError(f"unknown SMTP security {settings.security!r}", f"use one of: {', '.join(SECURITY)}")
+        if rate < 0:
+            raise ValueError("rate must be 0 (unlimited) or more")
+        self._settings = settings
+        self._where = f"{settings.host}:{settings.port}"
+        if settings.username and not password:
+            raise SmtpLoginError(f"{self._where}: no password for user '{settings.username}'",
+                                 "set the PUBLISHER_SMTP_PASSWORD environment variable")
+        self._password = password or ""
+        self._ssl_context = ssl_context
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._clock, self._sleep = clock, sleep
+        self._last: float | None = None  # clock() when the previous message started
+        self._smtp: smtplib.SMTP | None = None
+
+    def __repr__(self) -> str:
+        s = self._settings
+        user = f", user={s.username!r}" if s.username else ""
+        return f"SmtpTransport({self._where}, security={s.security!r}{user})"
+
+    def __enter__(self) -> SmtpTransport:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+    # --- sending -------------------------------------------------------------------------------------------------
+
+    def send(self, message: Outgoing) -> None:
+        """Deliver one message or raise a SendFailure (or SmtpSetupError); see the module docstring."""
+        self._wait_turn()
+        try:
+            self._attempt(message)
+        except _Dropped as first:
+            log.info("%s: %s; reconnecting once", self._where, first)
+            try:
+                self._attempt(message)
+            except _Dropped as second:
+                raise second.failure from None
+        log.debug("%s: accepted the message for subscriber %s", self._where, message.subscriber_id)
+
+    def _wait_turn(self) -> None:
+        """Start messages at least 1/rate seconds apart."""
+        if self._interval and self._last is not None:
+            wait = self._last + self._interval - self._clock()
+            if wait > 0:
+                self._sleep(wait)
+        self._last = self._clock()
+
+    def _attempt(self, message: Outgoing) -> None:
+        smtp = self._connection()
+        options = self._mail_options(smtp, message)
+        try:
+            smtp.sendmail(message.sender, [message.recipient], message.data, mail_options=options)
+        except smtplib.SMTPServerDisconnected as e:
+            self._discard()
+            raise _Dropped(ConnectionFailure(self._safe(f"{self._where}: connection lost: {e}"))) from e
+        except smtplib.SMTPSenderRefused as e:
+            code, text = _reply(e)
+            if 500 <= code <= 599:  # about our From, not the reader: no subscriber should count it as a bounce
+                self._reset()
+                raise SmtpSetupError(self._safe(f"{self._where}: sender {message.sender} refused ({code} {text})"),
+                                     "check [email] from: this server does not accept it as a sender") from e
+            raise self._refused(message, code, text) from e
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as e:
+            raise self._refused(message, *_reply(e)) from e
+        except OSError as e:  # smtplib.SMTPException is an OSError too
+            self._discard()
+            raise ConnectionFailure(self._safe(f"{self._where}: {type(e).__name__}: {e}")) from e
+
+    def _mail_options(self, smtp: smtplib.SMTP, message: Outgoing) -> list[str]:
+        """SMTPUTF8 for a non-ASCII address when the server takes it; else that address cannot go."""
+        if (message.sender + message.recipient).isascii():
+            return []
+        if smtp.has_extn("smtputf8"):
+            return ["SMTPUTF8"]
+        raise PermanentFailure(f"{message.recipient}: a non-ASCII address and {self._where} does not offer SMTPUTF8")
+
+    def _refused(self, message: Outgoing, code: int, text: str) -> SendFailure | _Dropped:
+        failure = _by_code(code, self._safe(f"{message.recipient}: {self._where} answered {code} {text}"))
+        if code == CLOSING:
+            self._discard()
+            return _Dropped(failure)
+        self._reset()
+        return failure
+
+    def _reset(self) -> None:
+        """RSET after a refusal, so no half-open envelope meets the next message (smtplib skips it when DATA
+        itself is refused); a connection that cannot take it is dropped."""
+        if self._smtp is None:
+            return
+        try:
+            code, _ = self._smtp.rset()
+        except OSError:
+            code = 0
+        if code != 250:
+            self._discard()
+
+    # --- the connection -------------------------------------------------------------------------------------------
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is None:
+            self._smtp = self._open()
+        return self._smtp
+
+    def _open(self) -> smtplib.SMTP:
+        s = self._settings
+        log.info("%s: connecting (security %s%s)", self._where, s.security,
+                 f", user {s.username!r}" if s.username else "")
+        try:
+            smtp = self._connect()
+        except OSError as e:
+            raise self._open_failure(e) from None
+        try:
+            self._start(smtp)
+        except OSError as e:
+            smtp.close()
+            raise self._open_failure(e) from None
+        return smtp
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self._settings
+        limit: dict[str, Any] = {"timeout": s.timeout} if s.timeout > 0 else {}  # 0: wait as long as it takes
+        if s.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, context=self._tls(), **limit)
+        else:
+            smtp = smtplib.SMTP(s.host, s.port, **limit)
+        smtp.set_debuglevel(0)  # smtplib's debug output would show the AUTH exchange
+        return smtp
+
+    def _start(self, smtp: smtplib.SMTP) -> None:
+        smtp.ehlo_or_helo_if_needed()
+        if self._settings.security == "starttls":
+            smtp.starttls(context=self._tls())
+            smtp.ehlo_or_helo_if_needed()  # starttls() forgot the first EHLO's answer
+        if self._settings.username:
+            smtp.login(self._settings.username, self._password)
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
+
+    def _open_failure(self, e: OSError) -> Exception:
+        """What a failed connect, STARTTLS or login becomes."""
+        w, user = self._where, self._settings.username
+        code = e.smtp_code if isinstance(e, smtplib.SMTPResponseException) else None
+        if isinstance(e, smtplib.SMTPAuthenticationError) and e.smtp_code >= 500:
+            return SmtpLoginError(f"{w}: login refused for user '{user}' ({e.smtp_code})", LOGIN_HINT)
+        if isinstance(e, smtplib.SMTPNotSupportedError):
+            return SmtpSetupError(self._safe(f"{w}: {e}"), SECURITY_HINT)
+        if isinstance(e, smtplib.SMTPException) and "authentication method" in str(e):
+            return SmtpSetupError(self._safe(f"{w}: {e}"), "the server offers no AUTH method smtplib knows")
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return SmtpSetupError(self._safe(f"{w}: certificate check failed: {e.verify_message}"), CERT_HINT)
+        if isinstance(e, smtplib.SMTPResponseException):
+            detail = f"{e.smtp_code} {_text(e.smtp_error)}"
+        elif isinstance(e, TimeoutError) or str(e).endswith("timed out"):  # smtplib wraps a read timeout
+            detail = f"no answer within {self._settings.timeout:g} s"
+        else:
+            detail = f"{type(e).__name__}: {e}"
+        return ConnectionFailure(self._safe(f"{w}: cannot connect: {detail}"), code)
+
+    def _safe(self, text: str) -> str:
+        """Belt and braces: a server that echoes the password back does not get it into a message."""
+        return text.replace(self._password, "***") if self._password else text
+
+    def _discard(self) -> None:
+        """Forget the connection without a QUIT (it is already broken)."""
+        if self._smtp is not None:
+            smtp, self._smtp = self._smtp, None
+            smtp.close()
+
+    def close(self) -> None:
+        """QUIT politely; errors do not matter any more."""
+        if self._smtp is None:
+            return
+        smtp, self._smtp = self._smtp, None
+        try:
+            smtp.quit()
+        except OSError:
+            pass
+        finally:
+            smtp.close()

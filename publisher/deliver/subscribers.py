@@ -1,0 +1,335 @@
+"""Subscribers of the digest, over the `subscribers` table of the state database.
+
+Identity: the validated address, lower-cased (`email`), so Bob@Example.COM and bob@example.com are
+one subscriber; `address` keeps the validated spelling for the To header. Every subscriber gets a
+random id (`uuid4().hex`) once; it names the .eml file and is signed into the unsubscribe token.
+
+Status: active (receives the digest), pending (reserved for a confirmation step), unsubscribed (asked
+to leave, or removed by the operator) and bounced (too many permanent failures). Nobody who left is
+made active again behind their back: only an explicit `add(..., reactivate=True)` does that, never an
+import. Library code never reads the clock: every change takes `now`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import csv
+import itertools
+import unicodedata
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+
+from publisher.errors import PublisherError
+from publisher.store import subscribers as table
+
+STATUSES = ("pending", "active", "unsubscribed", "bounced")
+BATCH = 500  # rows per query when streaming, and per insert when importing
+EXPORT_COLUMNS = ("email", "name", "status", "created")
+
+
+class SubscriberError(PublisherError):
+    """Bad usage: an invalid address, an unknown subscriber, an unreadable import file."""
+
+    exit_code = 2
+
+
+class DuplicateSubscriber(SubscriberError):
+    """The address is already subscribed (or left, and reactivation was not asked for); nothing changed."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    id: str
+    email: str  # lower case: the identity
+    address: str  # as validated, for the To header
+    name: str
+    status: str
+    bounces: int
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    duplicates: int = 0  # already known: active, or left earlier (see `inactive`)
+    invalid: list[tuple[int, str, str]] = field(default_factory=list)  # (line number, value, reason)
+    inactive: int = 0  # of the duplicates: unsubscribed, bounced or pending ones, left as they are
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _parse(value: str) -> tuple[str, str]:
+    """(identity, address); ValueError with the reason when `value` is not a valid address."""
+    text = value.strip(" \t")
+    if not text:
+        raise ValueError("empty address")
+    if problem := _undecodable(text):
+        raise ValueError(problem)
+    try:
+        valid = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as e:
+        raise ValueError(str(e).rstrip(".")) from e
+    return valid.normalized.lower(), valid.normalized
+
+
+def normalize(value: str) -> tuple[str, str]:
+    """(identity, address) of an email address; SubscriberError when it is not a valid one."""
+    try:
+        return _parse(value)
+    except ValueError as e:
+        raise SubscriberError(f"{value!r} is not a valid email address: {e}",
+                              "give an address such as reader@example.com") from e
+
+
+def clean_name(value: str | None) -> str:
+    """One line of printable text: control characters (CR, LF, tab ...) become spaces, runs of spaces one."""
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in value or "")
+    return " ".join(text.split())
+
+
+def _subscriber(row: Any) -> Subscriber:
+    return Subscriber(row.id, row.email, row.address, row.name, row.status, row.bounces)
+
+
+_COLUMNS = (table.c.id, table.c.email, table.c.address, table.c.name, table.c.status, table.c.bounces)
+
+
+class Subscribers:
+    """Subscriber management on a connection inside the caller's transaction (`Store.conn`)."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    # reading
+
+    def get(self, email: str) -> Subscriber | None:
+        """The subscriber with this address (in any case), or None; SubscriberError when it is invalid."""
+        identity, _ = normalize(email)
+        row = self.conn.execute(sa.select(*_COLUMNS).where(table.c.email == identity)).first()
+        return _subscriber(row) if row else None
+
+    def by_id(self, subscriber_id: str) -> Subscriber | None:
+        row = self.conn.execute(sa.select(*_COLUMNS).where(table.c.id == subscriber_id)).first()
+        return _subscriber(row) if row else None
+
+    def list(self, status: str | None = None) -> builtins.list[Subscriber]:
+        """Every subscriber (or those with `status`), by address."""
+        return builtins.list(self._by_email(status))
+
+    def counts(self) -> dict[str, int]:
+        """status -> number of subscribers, every status included."""
+        query = sa.select(table.c.status, sa.func.count()).group_by(table.c.status)
+        found: dict[str, int] = {row[0]: int(row[1]) for row in self.conn.execute(query)}
+        return {status: found.get(status, 0) for status in STATUSES}
+
+    def active(self, batch: int = BATCH) -> Iterator[Subscriber]:
+        """Active subscribers by id, a batch per query (never all in memory). Keyset paging: rows
+        changed (or commits made) while iterating do not disturb it."""
+        after = ""
+        while True:
+            query = (sa.select(*_COLUMNS).where(table.c.status == "active", table.c.id > after)
+                     .order_by(table.c.id).limit(batch))
+            rows = self.conn.execute(query).all()
+            for row in rows:
+                yield _subscriber(row)
+            if len(rows) < batch:
+                return
+            after = rows[-1].id
+
+    def _by_email(self, status: str | None, batch: int = BATCH, *columns: Any) -> Iterator[Any]:
+        if status is not None and status not in STATUSES:
+            raise SubscriberError(f"unknown status {status!r}", f"use one of {', '.join(STATUSES)}")
+        after = ""
+        while True:
+            query = sa.select(*(columns or _COLUMNS)).where(table.c.email > after)
+            if status is not None:
+                query = query.where(table.c.status == status)
+            rows = self.conn.execute(query.order_by(table.c.email).limit(batch)).all()
+            for row in rows:
+                yield row if columns else _subscriber(row)
+            if len(rows) < batch:
+                return
+            after = rows[-1].email
+
+    # changing
+
+    def add(self, email: str, name: str, now: datetime, *, reactivate: bool = False) -> Subscriber:
+        """Subscribe `email` (active). An active one raises DuplicateSubscriber; so does one who
+        unsubscribed, bounced or is pending, unless `reactivate` (an explicit request by the operator),
+        which makes them active again with no bounces (and takes the new spelling and name)."""
+        identity, address = normalize(email)
+        name = clean_name(name)
+        row = self.conn.execute(sa.select(*_COLUMNS).where(table.c.email == identity)).first()
+        if row is None:
+            values = self._new(identity, address, name, now)
+            self.conn.execute(table.insert().values(values))
+            return Subscriber(values["id"], identity, address, name, "active", 0)
+        old = _subscriber(row)
+        if old.status == "active":
+            raise DuplicateSubscriber(f"{old.address} is already subscribed", "nothing changed")
+        if not reactivate:
+            raise DuplicateSubscriber(f"{old.address} is {old.status}",
+                                      "an explicit add (reactivate=True) subscribes them again")
+        new = Subscriber(old.id, identity, address, name or old.name, "active", 0)
+        self.conn.execute(table.update().where(table.c.id == old.id).values(
+            address=new.address, name=new.name, status="active", bounces=0, changed=_iso(now)))
+        return new
+
+    def remove(self, email: str, now: datetime, forget: bool = False) -> Subscriber:
+        """Unsubscribe `email` (the row stays, so an import cannot bring them back), or with `forget`
+        delete the row. Returns the subscriber as they were before; SubscriberError when unknown."""
+        old = self.get(email)
+        if old is None:
+            raise SubscriberError(f"no subscriber {email.strip()!r}",
+                                  "'publisher subscribers list' shows who is subscribed")
+        if forget:
+            self.conn.execute(table.delete().where(table.c.id == old.id))
+        elif old.status != "unsubscribed":
+            self._set_status(old.id, "unsubscribed", now)
+        return old
+
+    def unsubscribe_id(self, subscriber_id: str, now: datetime) -> Subscriber | None:
+        """The reader's own unsubscribe (from a verified token): idempotent. None when the id is unknown
+        (the subscriber was forgotten meanwhile)."""
+        old = self.by_id(subscriber_id)
+        if old is None:
+            return None
+        if old.status != "unsubscribed":
+            self._set_status(old.id, "unsubscribed", now)
+        return Subscriber(old.id, old.email, old.address, old.name, "unsubscribed", old.bounces)
+
+    def mark_bounce(self, subscriber_id: str, now: datetime, max_bounces: int) -> Subscriber | None:
+        """Count a permanent failure; at `max_bounces` an active (or pending) subscriber becomes
+        bounced (an unsubscribed one stays unsubscribed). None when the id is unknown."""
+        old = self.by_id(subscriber_id)
+        if old is None:
+            return None
+        bounces = old.bounces + 1
+        status = "bounced" if bounces >= max_bounces and old.status in ("active", "pending") else old.status
+        self.conn.execute(table.update().where(table.c.id == old.id).values(
+            bounces=bounces, status=status, changed=_iso(now)))
+        return Subscriber(old.id, old.email, old.address, old.name, status, bounces)
+
+    def _set_status(self, subscriber_id: str, status: str, now: datetime) -> None:
+        self.conn.execute(table.update().where(table.c.id == subscriber_id).values(
+            status=status, changed=_iso(now)))
+
+    @staticmethod
+    def _new(identity: str, address: str, name: str, now: datetime) -> dict[str, Any]:
+        stamp = _iso(now)
+        return {"id": uuid.uuid4().hex, "email": identity, "address": address, "name": name,
+                "status": "active", "bounces": 0, "created": stamp, "changed": stamp}
+
+    # files
+
+    def import_csv(self, path: Path, now: datetime) -> ImportReport:
+        """Add the rows of a CSV file with a header row naming an `email` column (and maybe `name`;
+        other columns are ignored; a BOM, blank lines, `;` or tab separators are fine). Invalid rows
+        are reported and skipped; known addresses (whatever their status) count as duplicates and
+        are left as they are: an import never re-subscribes someone who left."""
+        try:
+            with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as stream:
+                return self.import_stream(stream, now, str(path))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+            raise SubscriberError(f"{path}: no such file", "give the path of a CSV file") from e
+        except OSError as e:
+            raise SubscriberError(f"{path}: cannot read: {e.strerror or e}") from e
+
+    def import_stream(self, stream: TextIO, now: datetime, where: str = "input") -> ImportReport:
+        """`import_csv` on an open text stream (opened with newline="")."""
+        report = ImportReport()
+        lines = iter(stream)
+        first = next(lines, "")
+        delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
+        reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter, strict=False)
+        column, name_column = self._header(reader, where)
+        pending: dict[str, tuple[int, str, str, str]] = {}  # identity -> (line, value, address, name)
+        while True:
+            line = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                report.invalid.append((line, "", f"unreadable CSV row: {e}"))
+                continue
+            if not any(cell.strip() for cell in row):
+                continue  # a blank line
+            value = row[column] if column < len(row) else ""
+            name = row[name_column] if name_column is not None and name_column < len(row) else ""
+            try:
+                identity, address = _parse(value)
+                if problem := _undecodable(name):
+                    raise ValueError(f"name: {problem}")
+            except ValueError as e:
+                report.invalid.append((line, value, str(e)))
+                continue
+            if identity in pending:
+                report.duplicates += 1
+                continue
+            pending[identity] = (line, value, address, clean_name(name))
+            if len(pending) >= BATCH:
+                self._insert_new(pending, now, report)
+                pending = {}
+        self._insert_new(pending, now, report)
+        return report
+
+    @staticmethod
+    def _header(reader: Iterator[builtins.list[str]], where: str) -> tuple[int, int | None]:
+        for header in reader:
+            if not any(cell.strip() for cell in header):
+                continue
+            names = [cell.strip().lower() for cell in header]
+            if "email" not in names:
+                found = ", ".join(repr(n) for n in names[:8])
+                raise SubscriberError(f"{where}: the header row has no 'email' column (found {found})",
+                                      "the first row must name the columns, e.g. email,name")
+            return names.index("email"), names.index("name") if "name" in names else None
+        raise SubscriberError(f"{where}: the file is empty", "the first row must name the columns, e.g. email,name")
+
+    def _insert_new(self, pending: dict[str, tuple[int, str, str, str]], now: datetime,
+                    report: ImportReport) -> None:
+        if not pending:
+            return
+        known = dict(self.conn.execute(sa.select(table.c.email, table.c.status).where(
+            table.c.email.in_(builtins.list(pending)))).all())
+        rows = []
+        for identity, (_line, _value, address, name) in pending.items():
+            if identity in known:
+                report.duplicates += 1
+                report.inactive += known[identity] != "active"
+            else:
+                rows.append(self._new(identity, address, name, now))
+        if rows:
+            self.conn.execute(table.insert(), rows)
+        report.added += len(rows)
+
+    def export(self, stream: TextIO, status: str | None = None) -> int:
+        """Write CSV (email,name,status,created; by address) that `import_csv` reads back; returns the
+        number of rows. `email` is the address as validated (its lower case is the identity)."""
+        writer = csv.writer(stream)
+        writer.writerow(EXPORT_COLUMNS)
+        count = 0
+        columns = (table.c.email, table.c.address, table.c.name, table.c.status, table.c.created)
+        for row in self._by_email(status, BATCH, *columns):
+            writer.writerow((row.address, row.name, row.status, row.created))
+            count += 1
+        return count
+
+
+def _undecodable(value: str) -> str | None:
+    """Bytes that were not UTF-8 arrive as lone surrogates (errors="surrogateescape")."""
+    if any("\udc80" <= c <= "\udcff" for c in value):
+        return "not UTF-8 text (save the file as CSV UTF-8)"
+    return None
+

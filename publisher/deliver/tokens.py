@@ -1,0 +1,59 @@
+"""Signed unsubscribe tokens: HMAC-SHA256 over the list and the subscriber id.
+
+The key comes from PUBLISHER_SECRET, else `email.secret`, else a random key made once and kept in
+the state database. A token of one subscriber says nothing about another's: without the key no
+token can be made, and each signs its own id.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+
+from publisher.config import Settings
+from publisher.store import Store
+
+ENV = "PUBLISHER_SECRET"
+
+
+def signing_key(settings: Settings, store: Store) -> bytes:
+    """The HMAC key (never logged)."""
+    configured = os.environ.get(ENV) or settings.email.secret
+    if configured:
+        return configured.encode("utf-8")
+    stored = store.meta_get("secret")
+    if stored is None:
+        stored = secrets.token_hex(32)
+        store.meta_put("secret", stored)
+    return stored.encode("ascii")
+
+
+def _signature(key: bytes, list_id: str, subscriber_id: str) -> str:
+    digest = hmac.new(key, f"{list_id}\n{subscriber_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def make_token(key: bytes, list_id: str, subscriber_id: str) -> str:
+    return f"{subscriber_id}.{_signature(key, list_id, subscriber_id)}"
+
+
+def verify_token(key: bytes, list_id: str, token: str) -> str | None:
+    """The subscriber id a genuine token names, else None."""
+    subscriber_id, _, signature = token.partition(".")
+    if not subscriber_id or not signature:
+        return None
+    expected = _signature(key, list_id, subscriber_id)
+    return subscriber_id if hmac.compare_digest(expected, signature) else None
+
+
+def list_id(site_url: str) -> str:
+    """The List-Id of the digest: digest.<host of site.url>."""
+    host = site_url.split("://", 1)[-1].split("/", 1)[0].split(":")[0]
+    return f"digest.{host}"
+
+
+def unsubscribe_url(site_url: str, token: str) -> str:
+    return f"{site_url}unsubscribe?token={token}"
