@@ -55,6 +55,11 @@ class Journal:
         created = dict(self.conn.execute(sa.select(digests.c.id, digests.c.created)).all())
         return sorted(ids, key=lambda i: (created.get(i, ""), i))
 
+    def pending_count(self) -> int:
+        """Messages still to send, over every digest."""
+        query = sa.select(sa.func.count()).where(deliveries.c.status.in_(("queued", "failed")))
+        return int(self.conn.execute(query).scalar() or 0)
+
     def pending(self, digest_id: str) -> Iterator[Pending]:
         """Rows still to send, by subscriber id, a batch at a time (never all in memory)."""
         after = ""

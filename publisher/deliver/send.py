@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from publisher.config import Settings
 from publisher.deliver.dkim import signer
@@ -28,6 +29,12 @@ from publisher.store import Store
 log = logging.getLogger(__name__)
 PASSWORD_ENV = "PUBLISHER_SMTP_PASSWORD"
 BACKOFF = 1.0  # seconds before the first retry of a 4xx; doubled each time
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+
+    def advance(self, done: int) -> None: ...
 
 
 class DeliveryStopped(PublisherError):
@@ -77,9 +84,9 @@ class Sender:
 
     def __init__(self, settings: Settings, store: Store, transport: Transport, clock: Callable[[], datetime], *,
                  stop: Callable[[], bool] = lambda: False, sleep: Callable[[float], None] = time.sleep,
-                 backoff: float = BACKOFF) -> None:
+                 backoff: float = BACKOFF, progress: Progress | None = None) -> None:
         self.settings, self.store, self.transport, self.clock = settings, store, transport, clock
-        self.stop, self.sleep, self.backoff = stop, sleep, backoff
+        self.stop, self.sleep, self.backoff, self.progress = stop, sleep, backoff, progress
         self.journal = Journal(store)
         self.key = signing_key(settings, store)
         self.list_id = list_id(settings.site.url)
@@ -88,6 +95,8 @@ class Sender:
         self.sign = signer(settings.email.dkim)
 
     def run(self) -> DeliveryReport:
+        if self.progress:
+            self.progress.start(self.journal.pending_count())
         for digest_id in self.journal.unfinished():
             self.report.digests.append(digest_id)
             subject, html, text = self.store.digest_message(digest_id)
@@ -97,6 +106,8 @@ class Sender:
                     self.report.stopped = True
                     return self.report
                 self._one(template, item)
+                if self.progress:
+                    self.progress.advance(1)
         return self.report
 
     def _one(self, template: MessageTemplate, item: Pending) -> None:
