@@ -66,12 +66,13 @@ def _settings(config: Path | None) -> Settings:
 class _Bar:
     """A click progress bar on stderr, shown only for long runs in a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "reading articles") -> None:
         self.bar: Any = None
+        self.label = label
 
     def start(self, total: int) -> None:
         if total >= PROGRESS_FROM and sys.stderr.isatty():
-            self.bar = click.progressbar(length=total, label="reading articles", file=sys.stderr)
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
             self.bar.__enter__()
 
     def advance(self, done: int) -> None:
@@ -81,6 +82,7 @@ class _Bar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 def _report(report: PublishReport, seconds: float, dry_run: bool) -> None:
@@ -160,9 +162,12 @@ def _deliver(settings: Settings, clock: str | None) -> None:
     try:
         with open_store(settings.paths.state) as store:
             transport = open_transport(settings)
+            bar = _Bar("sending")
             try:
-                report = Sender(settings, store, transport, _clock(clock), stop=lambda: bool(stopping)).run()
+                report = Sender(settings, store, transport, _clock(clock), stop=lambda: bool(stopping),
+                                progress=bar).run()
             finally:
+                bar.close()
                 transport.close()
     except PublisherError as e:
         _fail(e, e.exit_code)

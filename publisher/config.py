@@ -163,7 +163,6 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "security": Field(str, "starttls", "starttls, tls or none", _one_of("starttls", "tls", "none")),
         "username": Field(str, "", "login name (the password comes from PUBLISHER_SMTP_PASSWORD)"),
         "timeout": Field(float, 30.0, "seconds to wait for the server", _not_negative_number),
-        "connections": Field(int, 1, "connections used at once when the rate allows it", _positive),
     },
     "email.dkim": {
         "selector": Field(str, "", "DKIM selector; DKIM signing is on when selector, domain and key are set"),
@@ -231,7 +230,6 @@ class SmtpSettings:
     security: str
     username: str
     timeout: float
-    connections: int
 
 
 @dataclass(frozen=True)

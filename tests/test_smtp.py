@@ -154,8 +154,7 @@ def smtp_server(mailbox: Mailbox | None = None, port: int | None = None, **kwarg
 
 
 def smtp_settings(port: int, security: str = "none", username: str = "", timeout: float = 5.0) -> SmtpSettings:
-    return SmtpSettings(host="127.0.0.1", port=port, security=security, username=username, timeout=timeout,
-                        connections=1)
+    return SmtpSettings(host="127.0.0.1", port=port, security=security, username=username, timeout=timeout)
 
 
 def outgoing(recipient: str, n: int = 0) -> Outgoing:

@@ -15,6 +15,10 @@ from publisher.store import Store, deliveries, digests, subscribers
 
 BATCH = 500
 STATUSES = ("queued", "sent", "failed", "bounced", "cancelled")
+MARK = (deliveries.update()  # built once: a new statement per message costs more than the commit
+        .where(deliveries.c.digest_id == sa.bindparam("d"), deliveries.c.subscriber_id == sa.bindparam("s"))
+        .values(status=sa.bindparam("status"), attempts=sa.bindparam("attempts"),
+                message_id=sa.bindparam("message_id"), error=sa.bindparam("error"), changed=sa.bindparam("changed")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +84,9 @@ class Journal:
     def mark(self, item: Pending, status: str, now: datetime, *, message_id: str | None = None,
              error: str | None = None) -> None:
         """Record the outcome and commit it at once."""
-        self.conn.execute(deliveries.update().where(
-            deliveries.c.digest_id == item.digest_id, deliveries.c.subscriber_id == item.subscriber_id).values(
-            status=status, attempts=item.attempts + 1, message_id=message_id, error=error, changed=_iso(now)))
+        self.conn.execute(MARK, {"d": item.digest_id, "s": item.subscriber_id, "status": status,
+                                 "attempts": item.attempts + 1, "message_id": message_id, "error": error,
+                                 "changed": _iso(now)})
         self.store.checkpoint()
 
     def status(self) -> list[tuple[str, dict[str, int]]]:

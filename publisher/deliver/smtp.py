@@ -77,6 +77,34 @@ def _by_code(code: int, text: str) -> SendFailure:
     return TemporaryFailure(text, code if code > 0 else None)
 
 
+def _stuffed(data: bytes) -> bytes:
+    """SMTP dot-stuffing (a line starting with '.' gets another) with bytes.replace instead of smtplib's
+    regular expression over the whole message: the same result, several times faster on 30 KB."""
+    data = data.replace(b"\n.", b"\n..")
+    return b"." + data if data.startswith(b".") else data
+
+
+class _FastData(smtplib.SMTP):
+    def data(self, msg: Any) -> tuple[int, bytes]:  # smtplib.SMTP.data, with _stuffed
+        if not isinstance(msg, bytes):
+            return super().data(msg)
+        self.putcmd("data")
+        code, reply = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        body = _stuffed(msg)
+        self.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+        return self.getreply()
+
+
+class _SMTP(_FastData):
+    pass
+
+
+class _SMTP_SSL(smtplib.SMTP_SSL, _FastData):
+    pass
+
+
 class SmtpTransport:
     """Transport over one reused SMTP connection; see the module docstring."""
 
@@ -209,9 +237,9 @@ class SmtpTransport:
         s = self._settings
         limit: dict[str, Any] = {"timeout": s.timeout} if s.timeout > 0 else {}  # 0: wait as long as it takes
         if s.security == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, context=self._tls(), **limit)
+            smtp: smtplib.SMTP = _SMTP_SSL(s.host, s.port, context=self._tls(), **limit)
         else:
-            smtp = smtplib.SMTP(s.host, s.port, **limit)
+            smtp = _SMTP(s.host, s.port, **limit)
         smtp.set_debuglevel(0)  # smtplib's debug output would show the AUTH exchange
         return smtp
 
