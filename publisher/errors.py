@@ -4,7 +4,15 @@ PublisherError            base: a message, a hint (what to do) and an exit code
 ├── ConfigError           publisher.toml is wrong (exit 2)
 ├── ArticleError          one article cannot be published (exit 1, the others still are)
 ├── OutputError           a file could not be written inside the output folder (exit 1)
-└── StateError            the state database cannot be used (exit 2)
+├── StateError            the state database cannot be used (exit 2)
+│   (defined beside the code that raises them:)
+├── render.templates.TemplateProblem      a template does not parse or uses an unknown variable
+├── deliver.subscribers.SubscriberError   bad address or unknown subscriber (exit 2)
+│   └── DuplicateSubscriber               already subscribed (exit 1)
+├── deliver.send.DeliveryStopped          too many connection failures in a row (journal intact)
+├── deliver.smtp.SmtpSetupError           the SMTP server cannot be used with these settings (exit 2)
+│   └── SmtpLoginError                    login refused (the password never appears)
+└── lock.Busy                             another publish, send or schedule holds the lock
 """
 
 from __future__ import annotations
