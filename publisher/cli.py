@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,6 +30,26 @@ PROGRESS_FROM = 200  # draw a progress bar when there are at least this many fil
 def config_option(func: F) -> F:
     return click.option("--config", "-c", "config", type=click.Path(path_type=Path, dir_okay=False),
                         help="Config file [default: ./publisher.toml, else built-in defaults].")(func)
+
+
+def wait_option(func: F) -> F:
+    return click.option("--wait", type=click.FloatRange(0), default=0.0, show_default=True, metavar="SECONDS",
+                        help="Wait this long for a run in progress (e.g. the scheduler's) to finish.")(func)
+
+
+@contextmanager
+def _locked(settings: Settings, wait: float, what: str, skip: bool = False) -> Iterator[None]:
+    """One run at a time (publish, send, the scheduled job); a busy lock ends the command (exit 75)."""
+    from publisher.lock import Busy, acquire
+
+    if skip:
+        yield
+        return
+    try:
+        with acquire(settings.paths.state, wait, what):
+            yield
+    except Busy as e:
+        _fail(e, e.exit_code)
 
 
 def clock_option(func: F) -> F:
@@ -126,7 +147,8 @@ def main(verbose: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Do everything but write files or state.")
 @click.option("--force", is_flag=True, help="Make a digest even when no article is new (the newest ones).")
 @click.option("--no-send", is_flag=True, help="Write everything but do not deliver the digest.")
-def publish(config: Path | None, clock: str | None, dry_run: bool, force: bool, no_send: bool) -> None:
+@wait_option
+def publish(config: Path | None, clock: str | None, dry_run: bool, force: bool, no_send: bool, wait: float) -> None:
     """Read the articles; write the feeds, the digest of new articles and the archive page; then
     deliver the digest to every active subscriber (finishing any earlier unfinished delivery first).
 
@@ -135,10 +157,11 @@ def publish(config: Path | None, clock: str | None, dry_run: bool, force: bool, 
     """
     started = time.perf_counter()
     settings = _settings(config)
-    report = _run(settings, _now(clock), dry_run=dry_run, use_cache=True, force=force)
-    _report(report, time.perf_counter() - started, dry_run)
-    if not (dry_run or no_send):
-        _deliver(settings, clock)
+    with _locked(settings, wait, "publish", dry_run):
+        report = _run(settings, _now(clock), dry_run=dry_run, use_cache=True, force=force)
+        _report(report, time.perf_counter() - started, dry_run)
+        if not (dry_run or no_send):
+            _deliver(settings, clock)
     sys.exit(1 if report.errors else 0)
 
 
@@ -151,28 +174,21 @@ def _deliver(settings: Settings, clock: str | None) -> None:
     """Send what the journal says is unsent; SIGTERM and Ctrl-C finish the message in flight, then stop."""
     import signal
 
-    from publisher.deliver.send import Sender, open_transport
+    from publisher.deliver.send import deliver_pending
     from publisher.errors import PublisherError
-    from publisher.store import open_store
 
     stopping: list[int] = []
     previous = {sig: signal.signal(sig, lambda number, _frame: stopping.append(number))
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     started = time.perf_counter()
+    bar = _Bar("sending")
     try:
-        with open_store(settings.paths.state) as store:
-            transport = open_transport(settings)
-            bar = _Bar("sending")
-            try:
-                report = Sender(settings, store, transport, _clock(clock), stop=lambda: bool(stopping),
-                                progress=bar).run()
-            finally:
-                bar.close()
-                transport.close()
+        report = deliver_pending(settings, _clock(clock), lambda: bool(stopping), bar)
     except PublisherError as e:
         _fail(e, e.exit_code)
         raise
     finally:
+        bar.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     where = "outbox " + str(settings.email.outbox) if settings.email.transport == "outbox" else "SMTP"
@@ -190,7 +206,8 @@ def _deliver(settings: Settings, clock: str | None) -> None:
 @clock_option
 @click.option("--resume", is_flag=True, help="Send what an earlier run left unsent (what send always does).")
 @click.option("--status", "show_status", is_flag=True, help="Show, per digest: queued, sent, failed, bounced.")
-def send(config: Path | None, clock: str | None, resume: bool, show_status: bool) -> None:
+@wait_option
+def send(config: Path | None, clock: str | None, resume: bool, show_status: bool, wait: float) -> None:
     """Deliver recorded digests to their subscribers: only what the journal says is not sent yet."""
     settings = _settings(config)
     if show_status:
@@ -204,7 +221,8 @@ def send(config: Path | None, clock: str | None, resume: bool, show_status: bool
         for digest_id, counts in rows:
             click.echo(f"{digest_id}: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
         return
-    _deliver(settings, clock)
+    with _locked(settings, wait, "send"):
+        _deliver(settings, clock)
 
 
 @main.command()
@@ -325,9 +343,11 @@ def related(slug: str | None, every: bool, as_json: bool, config: Path | None, c
 
 def _register() -> None:
     """Command groups that live in their own modules."""
+    from publisher.cli_schedule import schedule
     from publisher.cli_subscribers import subscribers
 
     main.add_command(subscribers)
+    main.add_command(schedule)
 
 
 _register()

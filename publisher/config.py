@@ -17,6 +17,13 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from publisher.errors import ConfigError
+from publisher.schedule import (
+    DEFAULT_CRON,
+    ScheduleSettings,
+    check_cron,
+    check_duration,
+    check_timezone_or_empty,
+)
 
 CONFIG_NAME = "publisher.toml"
 FEED_FORMATS = ("rss", "atom", "json")
@@ -164,6 +171,14 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "username": Field(str, "", "login name (the password comes from PUBLISHER_SMTP_PASSWORD)"),
         "timeout": Field(float, 30.0, "seconds to wait for the server", _not_negative_number),
     },
+    "schedule": {
+        "cron": Field(str, DEFAULT_CRON, "when to publish: minute hour day-of-month month day-of-week (standard "
+                                         "cron, names accepted; an optional leading seconds field)", check_cron),
+        "timezone": Field(str, "", "IANA timezone of the cron (empty: site.timezone)", check_timezone_or_empty),
+        "catch_up": Field(str, "6h", "how late a run missed while stopped may still start (90s, 30m, 6h, 1d)",
+                          check_duration),
+        "jitter": Field(int, 0, "each run starts up to this many seconds later, at random (0: off)", _non_negative),
+    },
     "email.dkim": {
         "selector": Field(str, "", "DKIM selector; DKIM signing is on when selector, domain and key are set"),
         "domain": Field(str, "", "DKIM signing domain"),
@@ -268,6 +283,7 @@ class Settings:
     related: RelatedSettings
     digest: DigestSettings
     email: EmailSettings
+    schedule: ScheduleSettings
     source: Path | None  # the config file, or None for built-in defaults
 
 
@@ -337,6 +353,8 @@ def _validate(raw: Mapping[str, Any], where: str, base: Path, source: Path | Non
         related=RelatedSettings(**values["related"]),
         digest=DigestSettings(**{**values["digest"], "web_fonts": tuple(values["digest"]["web_fonts"])}),
         email=_email(values, base, site["title"], site["url"]),
+        schedule=ScheduleSettings(**{**values["schedule"],
+                                     "timezone": values["schedule"]["timezone"] or site["timezone"]}),
         source=source,
     )
 

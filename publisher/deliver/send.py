@@ -144,3 +144,16 @@ class Sender:
         if self.connection_failures >= self.settings.email.max_connection_failures:
             raise DeliveryStopped(f"{self.connection_failures} connection failures in a row, the last: {error}",
                                   "the journal is intact: run 'publisher send' again when the server is back")
+
+
+def deliver_pending(settings: Settings, clock: Callable[[], datetime], stop: Callable[[], bool],
+                    progress: Progress | None = None) -> DeliveryReport:
+    """Send what the journal says is unsent (what `publisher send` does). Hold the run lock around it."""
+    from publisher.store import open_store
+
+    with open_store(settings.paths.state) as store:
+        transport = open_transport(settings)
+        try:
+            return Sender(settings, store, transport, clock, stop=stop, progress=progress).run()
+        finally:
+            transport.close()

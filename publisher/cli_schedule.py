@@ -1,0 +1,77 @@
+"""`publisher schedule`: publish on a cron schedule in the foreground (see publisher/schedule.py)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from publisher.cli import _fail, _now, clock_option, config_option
+
+if TYPE_CHECKING:
+    from publisher.schedule import ScheduleSettings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _log_runs() -> None:
+    """The scheduler's own lines (one per run, skipped runs, start and stop) are always shown, with a time."""
+    logging.getLogger("publisher.schedule").setLevel(logging.INFO)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+
+
+def _print_next(count: int, plan: ScheduleSettings, clock: str | None) -> None:
+    from publisher.schedule import next_runs
+
+    jitter = f", each up to {plan.jitter} s later (jitter)" if plan.jitter else ""
+    click.echo(f"next {count} runs of '{plan.cron}' in {plan.timezone}{jitter}:")
+    for run in next_runs(plan, count, _now(clock) if clock else None):
+        note = f"  ({run.note})" if run.note else ""
+        click.echo(f"{run.local:%a %Y-%m-%d %H:%M:%S %Z}  =  {run.utc:%Y-%m-%d %H:%M:%S} UTC{note}")
+
+
+@click.command()
+@config_option
+@click.option("--next", "count", type=click.IntRange(1, 1000), metavar="N",
+              help="Print the next N run times (in the schedule's timezone and in UTC) and exit.")
+@click.option("--once", is_flag=True, help="Run the job once now, through the scheduler, and exit.")
+@clock_option
+def schedule(config: Path | None, count: int | None, once: bool, clock: str | None) -> None:
+    """Publish and deliver on the [schedule] cron, in the foreground, until SIGTERM or Ctrl-C.
+
+    The next run time is kept in the state database: a run missed while stopped starts once on restart
+    if it is at most schedule.catch_up late, else it is skipped (with a log line). One line is logged per
+    run. A second scheduler on the same state exits at once (exit code 75), naming the pid of the first.
+    --clock only applies to --next.
+    """
+    from publisher.errors import PublisherError
+    from publisher.schedule import STOP, Service, load_settings
+
+    if count and once:
+        raise click.UsageError("give --next or --once, not both")
+    if clock and not count:
+        raise click.UsageError("--clock only applies to --next")
+    try:
+        settings, plan = load_settings(config, Path.cwd())
+    except PublisherError as e:
+        _fail(e, e.exit_code)
+        raise
+    if count:
+        _print_next(count, plan, clock)
+        return
+    _log_runs()
+    service = Service(settings, plan)
+    STOP.clear()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, _frame: service.stop(number))
+    try:
+        if once:
+            sys.exit(service.run_once().exit_code)
+        service.run_forever()
+    except PublisherError as e:
+        _fail(e, e.exit_code)

@@ -1,0 +1,158 @@
+"""One run at a time: `publish`, `send` and the scheduled job share one lock; a scheduler holds a second.
+
+Each lock is a file next to the state database, locked with fcntl.flock: the operating system releases
+it when the process ends in any way (kill -9 included), so a stale lock cannot survive its holder. The
+holder writes its pid and what it does into the file, so a process that finds the lock taken can say
+who holds it. The file is never deleted (deleting a flock'ed file lets two processes lock two inodes).
+
+    <state>.lock           one run at a time: publish, send, the scheduled job
+    <state>.schedule.lock  one `publisher schedule` per state, held for the scheduler's whole life
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from publisher.errors import PublisherError, StateError
+
+RUN = ".lock"
+SCHEDULER = ".schedule.lock"
+POLL = 0.1  # seconds between tries while waiting
+
+
+class Busy(PublisherError):
+    """The lock is held by another process. Exit code 75 (EX_TEMPFAIL, sysexits.h): try again later;
+    distinct from 1 (a bad article) and 2 (bad config), so a wrapper or systemd can tell them apart."""
+
+    exit_code = 75
+
+    def __init__(self, message: str, hint: str, *, pid: int | None, path: Path) -> None:
+        super().__init__(message, hint)
+        self.pid = pid
+        self.path = path
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lock, as written in its file (pid None: not written yet, or unreadable)."""
+
+    pid: int | None
+    what: str
+    since: datetime | None
+
+    def describe(self) -> str:
+        if self.pid is None:
+            return "another process (pid not known yet) is running on this state"
+        since = f" since {self.since:%Y-%m-%d %H:%M:%S} UTC" if self.since else ""
+        return f"{self.what or 'another process'} (pid {self.pid}) is running on this state{since}"
+
+
+def lock_path(state: Path, suffix: str = RUN) -> Path:
+    return state.with_name(state.name + suffix)
+
+
+def holder(path: Path) -> Holder:
+    """Read who holds (or last held) the lock file at `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        since = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        data = json.loads(text)
+        return Holder(int(data["pid"]), str(data.get("what", "")), since)
+    except (OSError, ValueError, KeyError, TypeError):
+        return Holder(None, "", None)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _current_holder(path: Path, tries: int = 10) -> Holder:
+    """The holder, allowing it a moment to write its pid (a dead pid is a previous holder's)."""
+    for _ in range(tries):
+        held = holder(path)
+        if held.pid is not None and _alive(held.pid):
+            return held
+        time.sleep(POLL / 2)
+    return Holder(None, "", None)
+
+
+def _open(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise StateError(f"{path}: cannot open the lock file: {e.strerror}",
+                         "check that the folder of paths.state exists and is writable") from e
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def _write_holder(fd: int, what: str) -> None:
+    data = json.dumps({"pid": os.getpid(), "what": what}).encode() + b"\n"
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+
+
+@contextmanager
+def hold(state: Path, suffix: str, wait: float, what: str, *, hint: str,
+         stop: Callable[[], bool] | None = None) -> Iterator[Path]:
+    """Hold the lock `<state><suffix>` for `what` (a short name: publish, send, the scheduled run),
+    waiting up to `wait` seconds (0: not at all) for its holder; else raise Busy naming the holder's
+    pid, with `hint` as what to do. `stop()` returning true gives up waiting early."""
+    path = lock_path(state, suffix)
+    fd = _open(path)
+    try:
+        deadline = time.monotonic() + max(wait, 0.0)
+        while not _try_lock(fd):
+            stopping = stop is not None and stop()
+            if stopping or time.monotonic() >= deadline:
+                held = _current_holder(path)
+                waited = " (stopping)" if stopping else f" after waiting {wait:g} s" if wait > 0 else ""
+                raise Busy(f"cannot start {what}{waited}: {held.describe()} (lock {path})", hint,
+                           pid=held.pid, path=path)
+            time.sleep(POLL)
+        try:
+            _write_holder(fd, what)
+            yield path
+        finally:
+            os.ftruncate(fd, 0)  # released: nobody holds it now
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def acquire(state: Path, wait: float, what: str, *, hint: str | None = None,
+            stop: Callable[[], bool] | None = None) -> AbstractContextManager[Path]:
+    """The run lock shared by publish, send and the scheduled job (see `hold`)."""
+    return hold(state, RUN, wait, what, stop=stop,
+                hint=hint or "wait for it to finish, or give --wait SECONDS to wait for it")
+
+
+def acquire_scheduler(state: Path) -> AbstractContextManager[Path]:
+    """The scheduler's lifetime lock: a second `publisher schedule` on the same state is refused at once."""
+    return hold(state, SCHEDULER, 0, "publisher schedule",
+                hint="only one 'publisher schedule' may run per state database; stop the other one "
+                     "(kill its pid) or give this one its own paths.state")
+
