@@ -297,8 +297,6 @@ def test_a_cron_change_in_the_config_is_picked_up_on_restart(site: Site, schedul
     assert (when.weekday(), when.hour, when.minute) == (1, 8, 30), line
 
 
-@pytest.mark.skipif("--wait" not in {o for p in __import__("publisher.cli").cli.publish.params for o in p.opts},
-                    reason="needs the CLI wiring: 'publisher publish --wait' holding lock.acquire")
 def test_a_manual_publish_during_a_scheduled_run_exits_or_waits(site: Site, schedulers: list[Scheduler]) -> None:
     news(site)
     subscribe(site, 30)
