@@ -344,10 +344,12 @@ def related(slug: str | None, every: bool, as_json: bool, config: Path | None, c
 def _register() -> None:
     """Command groups that live in their own modules."""
     from publisher.cli_schedule import schedule
+    from publisher.cli_serve import serve
     from publisher.cli_subscribers import subscribers
 
     main.add_command(subscribers)
     main.add_command(schedule)
+    main.add_command(serve)
 
 
 _register()

@@ -179,6 +179,12 @@ SCHEMA: dict[str, dict[str, Field]] = {
                           check_duration),
         "jitter": Field(int, 0, "each run starts up to this many seconds later, at random (0: off)", _non_negative),
     },
+    "web": {
+        "confirm_hours": Field(int, 48, "hours a subscription confirmation link works", _positive),
+        "subscribe_limit": Field(int, 10, "subscribe attempts per client address within subscribe_window",
+                                 _positive),
+        "subscribe_window": Field(int, 900, "seconds over which subscribe_limit counts", _positive),
+    },
     "email.dkim": {
         "selector": Field(str, "", "DKIM selector; DKIM signing is on when selector, domain and key are set"),
         "domain": Field(str, "", "DKIM signing domain"),
@@ -276,6 +282,13 @@ class EmailSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    confirm_hours: int
+    subscribe_limit: int
+    subscribe_window: int
+
+
+@dataclass(frozen=True)
 class Settings:
     site: SiteSettings
     paths: PathSettings
@@ -284,6 +297,7 @@ class Settings:
     digest: DigestSettings
     email: EmailSettings
     schedule: ScheduleSettings
+    web: WebSettings
     source: Path | None  # the config file, or None for built-in defaults
 
 
@@ -355,6 +369,7 @@ def _validate(raw: Mapping[str, Any], where: str, base: Path, source: Path | Non
         email=_email(values, base, site["title"], site["url"]),
         schedule=ScheduleSettings(**{**values["schedule"],
                                      "timezone": values["schedule"]["timezone"] or site["timezone"]}),
+        web=WebSettings(**values["web"]),
         source=source,
     )
 

@@ -43,7 +43,7 @@ def make_token(key: bytes, list_id: str, subscriber_id: str) -> str:
 def verify_token(key: bytes, list_id: str, token: str) -> str | None:
     """The subscriber id a genuine token names, else None."""
     subscriber_id, _, signature = token.partition(".")
-    if not subscriber_id or not signature:
+    if not subscriber_id or not signature or not token.isascii():
         return None
     expected = _signature(key, list_id, subscriber_id)
     return subscriber_id if hmac.compare_digest(expected, signature) else None

@@ -1,0 +1,250 @@
+"""create_app: the Starlette application of `publisher serve`.
+
+Routes: the output folder (static.py); GET/POST /subscribe (double opt-in: the answer is the same
+page whatever the address's status, and the confirmation email goes out after the answer, so not even
+the timing tells); GET /confirm?token=...; GET /unsubscribe?token=... (a page with one button) and
+POST /unsubscribe?token=... (unsubscribes at once: the button, or an RFC 8058 one-click POST from a
+mail provider with no cookie and no form token, since the signed token in the URL is the proof).
+
+The app keeps nothing of its own but two in-memory rate limits (per process) and the signing key read
+once from the state database; the database is opened for each request that needs it, in a worker
+thread. Every failure is a friendly page, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from publisher.config import Settings
+from publisher.deliver.subscribers import SubscriberError, Subscribers, clean_name, normalize
+from publisher.deliver.tokens import list_id, signing_key, verify_token
+from publisher.errors import PublisherError
+from publisher.render import feed_formats
+from publisher.store import Store, open_store
+from publisher.web.limits import RateLimiter, client_key
+from publisher.web.options import WebOptions, web_options
+from publisher.web.pages import Pages, read_form
+from publisher.web.signed import (
+    FORM_MAX_AGE,
+    form_token,
+    form_token_ok,
+    good_nonce,
+    new_nonce,
+    plain,
+    read_confirm_token,
+)
+from publisher.web.signup import EMAIL_TEMPLATE, confirm, confirmation_link, request_subscription, send_confirmation
+from publisher.web.static import OutputFolder
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+COOKIE = "publisher_form"
+MAX_EMAIL = 320
+MAX_NAME = 100
+
+
+class Service:
+    """The request handlers, over the settings, the output folder and the state database."""
+
+    def __init__(self, settings: Settings, options: WebOptions, clock: Clock) -> None:
+        self.settings, self.options, self.clock = settings, options, clock
+        formats = [f for f in feed_formats() if f.name in settings.feeds.formats]
+        self.folder = OutputFolder(settings.paths.output, {f.filename: f.media_type for f in formats})
+        self.pages = Pages(settings, [{"type": f.media_type, "url": settings.site.url + f.filename, "name": f.name}
+                                      for f in formats])
+        self.clients = RateLimiter(options.subscribe_limit, options.subscribe_window)
+        self.recipients = RateLimiter(options.emails_per_address, options.email_window)
+        self.list_id = list_id(settings.site.url)
+        self._key: bytes | None = None
+        self._key_lock = threading.Lock()
+
+    # the state database, in a worker thread
+
+    def _in_store(self, work: Callable[[Store], T]) -> T:
+        with open_store(self.settings.paths.state) as store:
+            return work(store)
+
+    async def store(self, work: Callable[[Store], T]) -> T:
+        return await run_in_threadpool(self._in_store, work)
+
+    def _load_key(self) -> bytes:
+        with self._key_lock:
+            key = self._key
+            if key is None:
+                key = self._in_store(lambda s: signing_key(self.settings, s))
+                self._key = key
+            return key
+
+    async def key(self) -> bytes:
+        if self._key is not None:
+            return self._key
+        return await run_in_threadpool(self._load_key)
+
+    # the output folder
+
+    async def static(self, request: Request) -> Response:
+        response = await run_in_threadpool(self.folder.respond, request.path_params["path"], request.headers)
+        return response or self.not_found()
+
+    def not_found(self) -> Response:
+        return self.pages.error(404, "Page not found", "There is nothing at this address.")
+
+    # subscribing
+
+    async def subscribe_form(self, request: Request) -> Response:
+        return await self._form(request, 200)
+
+    async def _form(self, request: Request, status: int, *, email: str = "", name: str = "",
+                    error: str = "", invalid: bool = False) -> Response:
+        nonce = request.cookies.get(COOKIE)
+        if not good_nonce(nonce):
+            nonce = new_nonce()
+        assert nonce is not None
+        token = form_token(await self.key(), nonce, int(self.clock().timestamp()))
+        response = self.pages.page("subscribe.html.j2", status, csrf=token, email=email, reader_name=name, error=error,
+                                   invalid=invalid, hours=self.options.confirm_hours)
+        response.set_cookie(COOKIE, nonce, max_age=FORM_MAX_AGE, httponly=True, samesite="lax",
+                            secure=request.url.scheme == "https")
+        return response
+
+    async def subscribe(self, request: Request) -> Response:
+        now = self.clock()
+        wait = self.clients.hit(client_key(request.client.host if request.client else None), now.timestamp())
+        if wait:
+            minutes = max(1, math.ceil(wait / 60))
+            return self.pages.error(429, "Too many attempts", f"Please try again in {minutes} minute"
+                                    f"{'s' if minutes != 1 else ''}.", link=False,
+                                    headers={"Retry-After": str(math.ceil(wait))})
+        form = await read_form(request)
+        if form is None:
+            return self.pages.error(413, "That was too much", "The form sent more than an address and a name.")
+        email, name = form.get("email", "").strip()[:MAX_EMAIL], clean_name(form.get("name", ""))[:MAX_NAME]
+        key = await self.key()
+        if not form_token_ok(key, request.cookies.get(COOKIE), form.get("csrf", ""), int(now.timestamp())):
+            return await self._form(request, 403, email=email, name=name,
+                                    error="This form had expired. Please send it again.")
+        try:
+            identity, address = normalize(email)
+        except SubscriberError:
+            return await self._form(request, 400, email=email, name=name,
+                                    error="Please enter an email address such as reader@example.com.", invalid=True)
+        subscriber = await self.store(lambda s: request_subscription(s.conn, identity, address, name, now))
+        task = None
+        if subscriber is not None and not self.recipients.hit(identity, now.timestamp()):
+            link, expires = confirmation_link(self.settings, key, subscriber.id, now, self.options.confirm_hours)
+            task = BackgroundTask(send_confirmation, self.settings, subscriber, link, expires, now)
+        return self.pages.page("subscribed.html.j2", address=address, hours=self.options.confirm_hours,
+                               background=task)
+
+    async def confirm(self, request: Request) -> Response:
+        found = read_confirm_token(await self.key(), self.list_id, request.query_params.get("token", ""))
+        if found is None:
+            return self.bad_link("confirmation")
+        now = self.clock()
+        if now.timestamp() > found.expires:
+            return self.pages.error(410, "This link has expired", f"Confirmation links work for "
+                                    f"{self.options.confirm_hours} hours. Subscribe again and you will get a new one.")
+        outcome = await self.store(lambda s: confirm(s.conn, found, now))
+        if outcome == "unknown":
+            return self.bad_link("confirmation")
+        if outcome == "stale":
+            return self.pages.error(410, "This link is no longer valid", "You unsubscribed after this link was "
+                                    "sent, so it does not subscribe you again. The subscribe form does.")
+        return self.pages.page("confirm.html.j2", already=outcome == "already")
+
+    # unsubscribing
+
+    async def _unsubscriber(self, request: Request) -> str | None:
+        token = request.query_params.get("token", "")
+        return verify_token(await self.key(), self.list_id, token) if plain(token) else None
+
+    async def unsubscribe_page(self, request: Request) -> Response:
+        if await self._unsubscriber(request) is None:
+            return self.bad_link("unsubscribe")
+        return self.pages.page("unsubscribe.html.j2", token=request.query_params["token"])
+
+    async def unsubscribe(self, request: Request) -> Response:
+        """The button of the page, or a one-click POST (RFC 8058): either way at once, and again is fine."""
+        subscriber_id = await self._unsubscriber(request)
+        if subscriber_id is None:
+            return self.bad_link("unsubscribe")
+        now = self.clock()
+        await self.store(lambda s: Subscribers(s.conn).unsubscribe_id(subscriber_id, now))
+        return self.pages.page("unsubscribed.html.j2")
+
+    def bad_link(self, kind: str) -> Response:
+        return self.pages.error(400, f"This {kind} link does not work", "It may have been cut short or changed on "
+                                "the way. Copy the whole link from the email into the address bar, or use the "
+                                "newest email.", link=kind == "confirmation")
+
+    # errors
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        if status == 404:
+            return self.not_found()
+        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+        return self.pages.error(status, "That did not work", "This address does not take that kind of request.",
+                                headers=headers)
+
+    async def server_error(self, request: Request, exc: Exception) -> Response:
+        if isinstance(exc, PublisherError):
+            log.error("%s %s: %s", request.method, request.url.path, exc)
+            status, title, message = 503, "Please try again", "The service is busy. Please try again in a minute."
+        else:
+            log.exception("%s %s failed", request.method, request.url.path)
+            status, title = 500, "Something went wrong"
+            message = "Something went wrong on our side. Please try again later."
+        try:
+            return self.pages.error(status, title, message, link=False)
+        except Exception:  # the error page itself is broken (a site template): plain text then
+            return PlainTextResponse(message, status)
+
+    def samples(self) -> None:
+        """Render every page once with sample values: a broken site template fails at start, not per reader."""
+        pages = self.pages
+        pages.page("subscribe.html.j2", csrf="0.x", email="", reader_name="", error="e", invalid=True, hours=1)
+        pages.page("subscribed.html.j2", address="reader@example.com", hours=1)
+        pages.page("confirm.html.j2", already=False)
+        pages.page("unsubscribe.html.j2", token="x.y")
+        pages.page("unsubscribed.html.j2")
+        pages.error(404, "t", "m")
+        pages.text(EMAIL_TEMPLATE, link=self.settings.site.url, address="reader@example.com", hours=1, expires="e")
+
+
+def create_app(settings: Settings, *, options: WebOptions | None = None, clock: Clock | None = None) -> Starlette:
+    """The web service of a site. `options` default to the [web] settings (web_options); `clock` to the
+    real time (tests pass another to see links expire)."""
+    service = Service(settings, options or web_options(settings), clock or (lambda: datetime.now(UTC)))
+    routes = [
+        Route("/subscribe", service.subscribe_form, methods=["GET"]),
+        Route("/subscribe", service.subscribe, methods=["POST"]),
+        Route("/confirm", service.confirm, methods=["GET"]),
+        Route("/unsubscribe", service.unsubscribe_page, methods=["GET"]),
+        Route("/unsubscribe", service.unsubscribe, methods=["POST"]),
+        Route("/{path:path}", service.static, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: service.http_error,
+                                                        Exception: service.server_error})
+
+
+def preflight(settings: Settings) -> None:
+    """What `serve` checks before it listens: the state database opens (and has a signing key) and every
+    page template renders. PublisherError (StateError, TemplateProblem) otherwise."""
+    with open_store(settings.paths.state) as store:
+        signing_key(settings, store)
+    Service(settings, web_options(settings), lambda: datetime.now(UTC)).samples()
