@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,7 @@ import click
 from publisher.cli import _fail, _now, clock_option, config_option
 
 if TYPE_CHECKING:
-    from publisher.schedule import ScheduleSettings
+    from publisher.cron import ScheduleSettings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -26,11 +27,11 @@ def _log_runs() -> None:
 
 
 def _print_next(count: int, plan: ScheduleSettings, clock: str | None) -> None:
-    from publisher.schedule import next_runs
+    from publisher.cron import next_runs
 
     jitter = f", each up to {plan.jitter} s later (jitter)" if plan.jitter else ""
     click.echo(f"next {count} runs of '{plan.cron}' in {plan.timezone}{jitter}:")
-    for run in next_runs(plan, count, _now(clock) if clock else None):
+    for run in next_runs(plan, count, _now(clock) if clock else datetime.now(UTC)):
         note = f"  ({run.note})" if run.note else ""
         click.echo(f"{run.local:%a %Y-%m-%d %H:%M:%S %Z}  =  {run.utc:%Y-%m-%d %H:%M:%S} UTC{note}")
 

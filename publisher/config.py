@@ -16,14 +16,14 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from publisher.errors import ConfigError
-from publisher.schedule import (
+from publisher.cron import (
     DEFAULT_CRON,
     ScheduleSettings,
     check_cron,
     check_duration,
     check_timezone_or_empty,
 )
+from publisher.errors import ConfigError
 
 CONFIG_NAME = "publisher.toml"
 FEED_FORMATS = ("rss", "atom", "json")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from publisher import lock
-from publisher.schedule import CronSchedule, ScheduleSettings, check_cron, next_runs, parse_cron
+from publisher.cron import CronSchedule, ScheduleSettings, check_cron, next_runs, parse_cron
 from tests.conftest import Site, run_cli
 from tests.mailserver import Collector, smtp_server
 
