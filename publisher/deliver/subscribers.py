@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.exc import IntegrityError
 
 from publisher.errors import PublisherError
 from publisher.store import subscribers as table
@@ -207,6 +208,39 @@ class Subscribers:
         if old.status != "unsubscribed":
             self._set_status(old.id, "unsubscribed", now)
         return Subscriber(old.id, old.email, old.address, old.name, "unsubscribed", old.bounces)
+
+    def request(self, identity: str, address: str, name: str, now: datetime) -> Subscriber | None:
+        """A web sign-up (double opt-in): a new pending row, or the existing pending, unsubscribed or
+        bounced one, left as it is until confirmed. None for an active subscriber (or when the same
+        address was inserted by a concurrent request a moment ago)."""
+        existing = self.get(identity)
+        if existing is not None:
+            return None if existing.status == "active" else existing
+        new_id = uuid.uuid4().hex
+        values = {"id": new_id, "email": identity, "address": address, "name": name, "status": "pending",
+                  "bounces": 0, "created": _iso(now), "changed": _iso(now)}
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(table.insert().values(values))
+        except IntegrityError:
+            return None
+        return Subscriber(new_id, identity, address, name, "pending", 0)
+
+    def confirm(self, subscriber_id: str, issued: int, now: datetime) -> str:
+        """Activate the subscriber a confirmation link (issued at POSIX time `issued`) names: "confirmed",
+        "already" (active before), "unknown" (the row is gone) or "stale" (they unsubscribed or bounced
+        after the link was sent: a link never brings back someone who left)."""
+        row = self.conn.execute(sa.select(table.c.status, table.c.changed).where(table.c.id == subscriber_id)).first()
+        if row is None:
+            return "unknown"
+        status, changed = row
+        if status == "active":
+            return "already"
+        if status != "pending" and int(datetime.fromisoformat(changed).timestamp()) > issued:
+            return "stale"
+        self.conn.execute(table.update().where(table.c.id == subscriber_id).values(
+            status="active", bounces=0, changed=_iso(now)))
+        return "confirmed"
 
     def mark_bounce(self, subscriber_id: str, now: datetime, max_bounces: int) -> Subscriber | None:
         """Count a permanent failure; at `max_bounces` an active (or pending) subscriber becomes

@@ -46,7 +46,7 @@ from publisher.web.signed import (
     plain,
     read_confirm_token,
 )
-from publisher.web.signup import EMAIL_TEMPLATE, confirm, confirmation_link, request_subscription, send_confirmation
+from publisher.web.signup import EMAIL_TEMPLATE, confirmation_link, send_confirmation
 from publisher.web.static import OutputFolder
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class Service:
         except SubscriberError:
             return await self._form(request, 400, email=email, name=name,
                                     error="Please enter an email address such as reader@example.com.", invalid=True)
-        subscriber = await self.store(lambda s: request_subscription(s.conn, identity, address, name, now))
+        subscriber = await self.store(lambda s: Subscribers(s.conn).request(identity, address, name, now))
         task = None
         if subscriber is not None and not self.recipients.hit(identity, now.timestamp()):
             link, expires = confirmation_link(self.settings, key, subscriber.id, now, self.options.confirm_hours)
@@ -158,7 +158,7 @@ class Service:
         if now.timestamp() > found.expires:
             return self.pages.error(410, "This link has expired", f"Confirmation links work for "
                                     f"{self.options.confirm_hours} hours. Subscribe again and you will get a new one.")
-        outcome = await self.store(lambda s: confirm(s.conn, found, now))
+        outcome = await self.store(lambda s: Subscribers(s.conn).confirm(found.subscriber_id, found.issued, now))
         if outcome == "unknown":
             return self.bad_link("confirmation")
         if outcome == "stale":

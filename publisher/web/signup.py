@@ -1,34 +1,26 @@
-"""Double opt-in over the `subscribers` table: pending rows, confirmation, and the confirmation email.
-
-The Subscribers API makes active subscribers (the operator's `add`); a web sign-up must stay pending
-until the reader follows the emailed link, so the two statements it lacks live here. Nobody becomes
-active without a confirmation link; a link sent before someone unsubscribed does not bring them back.
+"""Double opt-in: the confirmation link and email (the pending rows and their confirmation are
+`Subscribers.request` and `Subscribers.confirm`). Nobody becomes active without a confirmation link.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-
 from publisher.config import Settings
 from publisher.deliver.dkim import signer
 from publisher.deliver.message import one_line
 from publisher.deliver.send import open_transport
-from publisher.deliver.subscribers import Subscriber, Subscribers
+from publisher.deliver.subscribers import Subscriber
 from publisher.deliver.tokens import list_id
 from publisher.deliver.transport import Outgoing, SendFailure
 from publisher.errors import PublisherError
 from publisher.render.templates import render
-from publisher.store import subscribers as table
-from publisher.web.signed import Confirmation, confirm_token
+from publisher.web.signed import confirm_token
 
 log = logging.getLogger(__name__)
 EMAIL_TEMPLATE = "confirm-email.txt.j2"
@@ -37,41 +29,6 @@ OUTBOX_FOLDER = "confirm"  # the outbox transport writes outbox/confirm/<subscri
 
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
-
-
-def request_subscription(conn: sa.Connection, identity: str, address: str, name: str,
-                         now: datetime) -> Subscriber | None:
-    """The subscriber a confirmation link should go to: a new pending row, or the existing pending,
-    unsubscribed or bounced one (left as it is until confirmed). None for an active subscriber."""
-    existing = Subscribers(conn).get(identity)
-    if existing is None:
-        new_id = uuid.uuid4().hex
-        values = {"id": new_id, "email": identity, "address": address, "name": name,
-                  "status": "pending", "bounces": 0, "created": _iso(now), "changed": _iso(now)}
-        try:
-            with conn.begin_nested():
-                conn.execute(table.insert().values(values))
-        except IntegrityError:  # the same address, sent twice at the same moment: the other request answers
-            return None
-        return Subscriber(new_id, identity, address, name, "pending", 0)
-    return None if existing.status == "active" else existing
-
-
-def confirm(conn: sa.Connection, confirmation: Confirmation, now: datetime) -> str:
-    """Activate the subscriber the link names: "confirmed", "already" (active before), "unknown"
-    (the row is gone) or "stale" (they unsubscribed or bounced after the link was sent)."""
-    row = conn.execute(sa.select(table.c.status, table.c.changed).where(
-        table.c.id == confirmation.subscriber_id)).first()
-    if row is None:
-        return "unknown"
-    status, changed = row
-    if status == "active":
-        return "already"
-    if status != "pending" and int(datetime.fromisoformat(changed).timestamp()) > confirmation.issued:
-        return "stale"
-    conn.execute(table.update().where(table.c.id == confirmation.subscriber_id).values(
-        status="active", bounces=0, changed=_iso(now)))
-    return "confirmed"
 
 
 def confirmation_link(settings: Settings, key: bytes, subscriber_id: str, now: datetime,
