@@ -1,1 +1,2 @@
-"""Deliver: building the messages of a digest (and, later, sending them)."""
+"""Deliver: subscribers, signed tokens, the message built once per digest, the journal that makes
+delivery exactly once, and the outbox and SMTP transports."""
