@@ -39,6 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from benchtable import Row, number_list, print_table  # bench/ is on sys.path when run as a script
+
 REPO = Path(__file__).resolve().parent.parent
 ARTICLES = REPO / "articles"
 DEFAULT_SIZES = (10_000, 100_000)
@@ -110,14 +112,6 @@ class Reference:
     @property
     def rate(self) -> float:
         return self.messages / self.seconds
-
-
-@dataclass(frozen=True)
-class Row:
-    metric: str
-    value: str
-    target: str
-    ok: bool | None  # None: no target for this figure
 
 
 # --- tools ----------------------------------------------------------------------------------------------------------
@@ -469,28 +463,8 @@ def rows(results: Sequence[SizeResult], refs: Sequence[Reference]) -> list[Row]:
     return table
 
 
-def print_table(table: Sequence[Row]) -> None:
-    header = Row("figure", "measured", "target", None)
-    widths = [max(len(getattr(r, name)) for r in [header, *table]) for name in ("metric", "value", "target")]
-    for r in [header, *table]:
-        verdict = "" if r.ok is None else ("ok" if r.ok else "MISSED")
-        if r is header:
-            verdict = "verdict"
-        print(f"{r.metric:<{widths[0]}}  {r.value:>{widths[1]}}  {r.target:<{widths[2]}}  {verdict}".rstrip())
-
-
-def count_list(text: str) -> list[int]:
-    try:
-        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from e
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError("counts must be 1 or more")
-    return sizes
-
-
 def count(text: str) -> int:
-    values = count_list(text)
+    values = number_list(text)
     if len(values) != 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give one number")
     return values[0]
@@ -498,7 +472,7 @@ def count(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--sizes", type=count_list, default=list(DEFAULT_SIZES),
+    parser.add_argument("--sizes", type=number_list, default=list(DEFAULT_SIZES),
                         help="comma-separated subscriber counts [default: 10000,100000]")
     parser.add_argument("--naive", type=count, default=DEFAULT_NAIVE, metavar="N",
                         help=f"messages of the connection-per-message smtplib loop [default: {DEFAULT_NAIVE}]")

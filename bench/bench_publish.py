@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchtable import Row, number_list, print_table  # bench/ is on sys.path when run as a script
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "bbc"
 DEFAULT_SIZES = (2225, 22250)
@@ -76,14 +78,6 @@ class SizeResult:
     full_seconds: float
     full_rss_mb: float
     add_seconds: float
-
-
-@dataclass(frozen=True)
-class Row:
-    metric: str
-    value: str
-    target: str
-    ok: bool | None  # None: no target for this figure
 
 
 def cli_command() -> list[str]:
@@ -237,31 +231,11 @@ def rows(results: Sequence[SizeResult], help_seconds: float) -> list[Row]:
     return table
 
 
-def print_table(table: Sequence[Row]) -> None:
-    header = Row("figure", "measured", "target", None)
-    widths = [max(len(getattr(r, name)) for r in [header, *table]) for name in ("metric", "value", "target")]
-    for r in [header, *table]:
-        verdict = "" if r.ok is None else ("ok" if r.ok else "MISSED")
-        if r is header:
-            verdict = "verdict"
-        print(f"{r.metric:<{widths[0]}}  {r.value:>{widths[1]}}  {r.target:<{widths[2]}}  {verdict}".rstrip())
-
-
-def parse_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from e
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError("sizes must be 1 or more")
-    return sizes
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS,
                         help="folder of <category>/<id>.txt articles [default: ../shared/corpus/bbc from the repo]")
-    parser.add_argument("--sizes", type=parse_sizes, default=list(DEFAULT_SIZES),
+    parser.add_argument("--sizes", type=number_list, default=list(DEFAULT_SIZES),
                         help="comma-separated article counts; beyond the corpus size it is copied into copyN/ "
                              "folders [default: 2225,22250]")
     parser.add_argument("--cold-runs", type=int, default=1, metavar="N",
