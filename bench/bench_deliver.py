@@ -39,7 +39,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from benchtable import Row, number_list, print_table  # bench/ is on sys.path when run as a script
+from benchtable import (  # bench/ is on sys.path when run as a script
+    Row,
+    Run,
+    cli_command,
+    number_list,
+    print_table,
+    run,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 ARTICLES = REPO / "articles"
@@ -84,15 +91,6 @@ class BenchError(Exception):
 
 
 @dataclass(frozen=True)
-class Run:
-    seconds: float
-    returncode: int
-    stdout: str
-    stderr: str
-    max_rss_mb: float
-
-
-@dataclass(frozen=True)
 class SizeResult:
     size: int
     import_seconds: float
@@ -116,14 +114,6 @@ class Reference:
 
 # --- tools ----------------------------------------------------------------------------------------------------------
 
-def cli_command() -> list[str]:
-    """The installed `publisher` script next to this interpreter, else `python -m publisher`."""
-    script = Path(sys.executable).parent / "publisher"
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script)]
-    return [sys.executable, "-m", "publisher"]
-
-
 def postfix_tool(name: str, given: Path | None) -> Path:
     """smtp-sink / smtp-source: the path given, else on PATH, else in /usr/sbin; a clear exit when missing."""
     candidates = [given] if given else [Path(p) for p in (shutil.which(name), f"/usr/sbin/{name}") if p]
@@ -135,30 +125,10 @@ def postfix_tool(name: str, given: Path | None) -> Path:
              f"DEBIAN_FRONTEND=noninteractive apt-get install -y postfix (the mail system need not run)")
 
 
-def _rss_mb(max_rss: int) -> float:
-    """ru_maxrss is in kilobytes on Linux and in bytes on macOS."""
-    return max_rss / (1024 * 1024) if sys.platform == "darwin" else max_rss / 1024
-
-
 def bench_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PUBLISHER_SMTP_PASSWORD"}
     env["PUBLISHER_SECRET"] = SECRET
     return env
-
-
-def run(cmd: Sequence[str], cwd: Path) -> Run:
-    """Run `cmd` to completion; wall time from spawn to exit, and the child's own peak RSS (os.wait4)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                env=bench_env())
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; tell Popen so it does not wait
-        out.seek(0)
-        err.seek(0)
-        return Run(seconds, proc.returncode, out.read().decode("utf-8", "replace"),
-                   err.read().decode("utf-8", "replace"), _rss_mb(usage.ru_maxrss))
 
 
 def checked(result: Run, what: str, pattern: re.Pattern[str]) -> re.Match[str]:
@@ -345,21 +315,21 @@ def bench_size(size: int, cli: Sequence[str], sink: Sink) -> tuple[SizeResult, b
         people = root / "subscribers.csv"
         write_subscribers(people, size)
 
-        imported = run([*cli, "subscribers", "import", str(people), *cfg], root)
+        imported = run([*cli, "subscribers", "import", str(people), *cfg], root, bench_env())
         added = checked(imported, f"import of {size:,} subscribers", IMPORTED)
         if int(added.group(1)) != size:
             raise BenchError(f"import of {size:,} subscribers: {added.group(0)}")
         print(f"  setup  {size:>7,}: import {imported.seconds:6.2f} s, {imported.max_rss_mb:6.1f} MB | "
               f"{added.group(0)}")
 
-        published = run([*cli, "publish", *cfg, "--clock", CLOCK, "--no-send"], root)
+        published = run([*cli, "publish", *cfg, "--clock", CLOCK, "--no-send"], root, bench_env())
         checked(published, "publish --no-send", PUBLISHED)
         digest = load_digest(config)
         if digest.queued != size:
             raise BenchError(f"digest {digest.id} queued {digest.queued:,} messages, expected {size:,}")
 
         before = sink.count()
-        sent = run([*cli, "send", *cfg, "--clock", CLOCK], root)
+        sent = run([*cli, "send", *cfg, "--clock", CLOCK], root, bench_env())
         delivered = checked(sent, f"publisher send to {size:,}", DELIVERED)
         if int(delivered.group(1)) != size:
             raise BenchError(f"publisher send to {size:,}: {delivered.group(0)}")

@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchtable import Row, number_list, print_table  # bench/ is on sys.path when run as a script
+from benchtable import (  # bench/ is on sys.path when run as a script
+    Row,
+    Run,
+    cli_command,
+    number_list,
+    print_table,
+    run,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "bbc"
@@ -57,15 +61,6 @@ class BenchError(Exception):
 
 
 @dataclass(frozen=True)
-class Run:
-    seconds: float
-    returncode: int
-    stdout: str
-    stderr: str
-    max_rss_mb: float
-
-
-@dataclass(frozen=True)
 class SizeResult:
     size: int
     cold_seconds: float
@@ -78,33 +73,6 @@ class SizeResult:
     full_seconds: float
     full_rss_mb: float
     add_seconds: float
-
-
-def cli_command() -> list[str]:
-    """The installed `publisher` script next to this interpreter, else `python -m publisher`."""
-    script = Path(sys.executable).parent / "publisher"
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script)]
-    return [sys.executable, "-m", "publisher"]
-
-
-def _rss_mb(max_rss: int) -> float:
-    """ru_maxrss is in kilobytes on Linux and in bytes on macOS."""
-    return max_rss / (1024 * 1024) if sys.platform == "darwin" else max_rss / 1024
-
-
-def run(cmd: Sequence[str], cwd: Path) -> Run:
-    """Run `cmd` to completion; wall time from spawn to exit, and the child's own peak RSS."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; tell Popen so it does not wait
-        out.seek(0)
-        err.seek(0)
-        return Run(seconds, proc.returncode, out.read().decode("utf-8", "replace"),
-                   err.read().decode("utf-8", "replace"), _rss_mb(usage.ru_maxrss))
 
 
 def checked(result: Run, what: str, *, summary: bool) -> str:

@@ -1,10 +1,17 @@
-"""What the benchmarks share: the table of figures with targets, and a list-of-numbers argument."""
+"""What the benchmarks share: running the CLI with its time and peak memory, the table of figures with
+targets, and a list-of-numbers argument."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -34,3 +41,39 @@ def number_list(text: str) -> list[int]:
     if not numbers or min(numbers) < 1:
         raise argparse.ArgumentTypeError("numbers must be 1 or more")
     return numbers
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    returncode: int
+    stdout: str
+    stderr: str
+    max_rss_mb: float
+
+
+def cli_command() -> list[str]:
+    """The installed `publisher` script next to this interpreter, else `python -m publisher`."""
+    script = Path(sys.executable).parent / "publisher"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "publisher"]
+
+
+def _rss_mb(max_rss: int) -> float:
+    """ru_maxrss is in kilobytes on Linux and in bytes on macOS."""
+    return max_rss / (1024 * 1024) if sys.platform == "darwin" else max_rss / 1024
+
+
+def run(cmd: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
+    """Run `cmd` to completion; wall time from spawn to exit, and the child's own peak RSS (os.wait4)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; tell Popen so it does not wait
+        out.seek(0)
+        err.seek(0)
+        return Run(seconds, proc.returncode, out.read().decode("utf-8", "replace"),
+                   err.read().decode("utf-8", "replace"), _rss_mb(usage.ru_maxrss))
