@@ -55,6 +55,20 @@ class Site:
             path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
         return path
 
+    def configure(self, text: str) -> None:
+        """Append TOML to the site's publisher.toml."""
+        path = self.root / "publisher.toml"
+        path.write_text(path.read_text(encoding="utf-8") + "\n" + text + "\n", encoding="utf-8")
+
+    def subscribe(self, count: int) -> list[str]:
+        """`count` readers added with `publisher subscribers import`; their addresses."""
+        rows = [f"reader{n:04}@example.org" for n in range(count)]
+        csv = self.root / "subscribers.csv"
+        csv.write_text("email,name\n" + "".join(f"{a},Reader {n}\n" for n, a in enumerate(rows)), encoding="utf-8")
+        result = run_cli("subscribers", "import", str(csv), cwd=self.root)
+        assert result.returncode == 0, result.stderr
+        return rows
+
     def publish(self, *args: str, clock: str = CLOCK) -> subprocess.CompletedProcess[str]:
         return run_cli("publish", "--clock", clock, *args, cwd=self.root)
 

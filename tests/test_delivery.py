@@ -18,28 +18,14 @@ from tests.conftest import CLOCK, Site, run_cli
 from tests.mailserver import Collector, free_port, smtp_server
 
 
-def configure(site: Site, text: str) -> None:
-    path = site.root / "publisher.toml"
-    path.write_text(path.read_text(encoding="utf-8") + "\n" + text + "\n", encoding="utf-8")
-
-
 def use_smtp(site: Site, port: int, extra: str = "") -> None:
-    configure(site, f'[email]\nfrom = "Test Site <news@example.com>"\ntransport = "smtp"\n{extra}\n'
-                    f'[email.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 5\n')
-
-
-def subscribe(site: Site, count: int) -> list[str]:
-    rows = [f"reader{n:04}@example.org" for n in range(count)]
-    csv = site.root / "subscribers.csv"
-    csv.write_text("email,name\n" + "".join(f"{a},Reader {n}\n" for n, a in enumerate(rows)), encoding="utf-8")
-    result = run_cli("subscribers", "import", str(csv), cwd=site.root)
-    assert result.returncode == 0, result.stderr
-    return rows
+    site.configure(f'[email]\nfrom = "Test Site <news@example.com>"\ntransport = "smtp"\n{extra}\n'
+                   f'[email.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 5\n')
 
 
 def test_outbox_gets_one_eml_per_subscriber_with_a_personal_unsubscribe_link(site: Site) -> None:
     site.write("one.md", "---\ntitle: First news\n---\nSomething happened.\n")
-    readers = subscribe(site, 3)
+    readers = site.subscribe(3)
     result = site.publish()
     assert result.returncode == 0, result.stderr
     assert "delivery (outbox" in result.stdout and "3 sent" in result.stdout
@@ -66,7 +52,7 @@ def test_outbox_gets_one_eml_per_subscriber_with_a_personal_unsubscribe_link(sit
 
 def test_smtp_delivery_with_bounce_and_temporary_failure(site: Site) -> None:
     site.write("one.md", "---\ntitle: First news\n---\nSomething happened.\n")
-    readers = subscribe(site, 4)
+    readers = site.subscribe(4)
     collector = Collector()
     collector.replies = {readers[1]: "550 5.1.1 No such user", readers[2]: "451 4.3.0 Try again later"}
     collector.times = {readers[1]: 99, readers[2]: 99}
@@ -89,7 +75,7 @@ def test_smtp_delivery_with_bounce_and_temporary_failure(site: Site) -> None:
 
 def test_server_down_stops_after_consecutive_failures_and_the_journal_resumes(site: Site) -> None:
     site.write("one.md", "---\ntitle: First news\n---\nSomething happened.\n")
-    readers = subscribe(site, 5)
+    readers = site.subscribe(5)
     port = free_port()
     use_smtp(site, port, "max_connection_failures = 3")
     down = site.publish()
@@ -115,7 +101,7 @@ def _all_sent(site: Site, count: int) -> bool:
 
 def test_sigkill_at_random_points_loses_nothing_and_duplicates_at_most_one_per_kill(site: Site) -> None:
     site.write("one.md", "---\ntitle: First news\n---\nSomething happened.\n")
-    readers = subscribe(site, 500)
+    readers = site.subscribe(500)
     rng = random.Random(20261125)
     slow = Collector()
     slow.delay = 0.003  # about 2 s for the whole list: time to be killed
@@ -141,7 +127,7 @@ def test_sigkill_at_random_points_loses_nothing_and_duplicates_at_most_one_per_k
 
 def test_sigterm_finishes_the_message_in_flight_and_the_next_run_finishes_the_list(site: Site) -> None:
     site.write("one.md", "---\ntitle: First news\n---\nSomething happened.\n")
-    readers = subscribe(site, 300)
+    readers = site.subscribe(300)
     slow = Collector()
     slow.delay = 0.003
     with smtp_server(slow) as (server, port):
@@ -159,7 +145,7 @@ def test_sigterm_finishes_the_message_in_flight_and_the_next_run_finishes_the_li
 
 def test_preview_to_sends_a_test_copy_without_touching_the_journal(site: Site) -> None:
     site.write("one.md", "---\ntitle: First news\n---\nSomething happened.\n")
-    subscribe(site, 2)
+    site.subscribe(2)
     with smtp_server(None) as (server, port):
         use_smtp(site, port)
         result = run_cli("preview", "--to", "editor@example.org", "--clock", CLOCK, cwd=site.root)
@@ -170,7 +156,7 @@ def test_preview_to_sends_a_test_copy_without_touching_the_journal(site: Site) -
 
 def test_password_never_reaches_output(site: Site) -> None:
     site.write("one.md", "---\ntitle: First news\n---\nSomething happened.\n")
-    subscribe(site, 1)
+    site.subscribe(1)
     use_smtp(site, free_port(), 'max_connection_failures = 1')
     config = site.root / "publisher.toml"
     config.write_text(config.read_text().replace('security = "none"', 'security = "none"\nusername = "bob"'))
@@ -194,8 +180,8 @@ def test_dkim_signature_verifies(site: Site) -> None:
                                                            serialization.NoEncryption()))
     public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     site.write("one.md", "---\ntitle: Signed news\n---\nSomething happened.\n")
-    subscribe(site, 1)
-    configure(site, '[email]\nfrom = "Test Site <news@example.com>"\n'
+    site.subscribe(1)
+    site.configure('[email]\nfrom = "Test Site <news@example.com>"\n'
                     '[email.dkim]\nselector = "s1"\ndomain = "example.com"\nprivate_key = "dkim.pem"\n')
     assert site.publish().returncode == 0
     (path,) = (site.root / "outbox" / "2026-11-25").glob("*.eml")

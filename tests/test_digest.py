@@ -16,11 +16,6 @@ HEADINGS = ["Symbolism in the Drone Attacks", "The Evolving Conflict and Stalema
 REFERENCE = "African Leaders Make Passionate Plea for Peace to Putin Amidst Ukraine Conflict"
 
 
-def configure(site: Site, extra: str) -> None:
-    path = site.root / "publisher.toml"
-    path.write_text(path.read_text(encoding="utf-8") + "\n" + extra + "\n", encoding="utf-8")
-
-
 def latest(site: Site, ext: str = "html") -> str:
     return (site.feeds / "digests" / f"latest.{ext}").read_text(encoding="utf-8")
 
@@ -40,7 +35,7 @@ def test_example_digest_matches_golden_files(tmp_path: Path, request: pytest.Fix
 
 
 def test_seed_digest_full_text_has_headings_and_related_reference(seed_site: Site) -> None:
-    configure(seed_site, "[digest]\nfull_text = true")
+    seed_site.configure("[digest]\nfull_text = true")
     seed_site.write("peace.md", f"---\ntitle: {REFERENCE}\ndate: 2026-11-01\n---\nAn older article.\n")
     result = seed_site.publish()
     assert result.returncode == 0, result.stderr
@@ -95,7 +90,7 @@ def test_dry_run_records_no_digest(site: Site) -> None:
 
 
 def test_size_guard_keeps_the_footer_under_100_kb(site: Site) -> None:
-    configure(site, "[digest]\nfull_text = true\nmax_articles = 60")
+    site.configure("[digest]\nfull_text = true\nmax_articles = 60")
     paragraph = "Long article text about many things, written to fill the digest. " * 25
     for n in range(60):
         site.write(f"long-{n:02}.md", f"---\ntitle: Long article {n}\ndate: 2026-11-{1 + n % 20:02}\n---\n"
@@ -114,7 +109,7 @@ def test_size_guard_keeps_the_footer_under_100_kb(site: Site) -> None:
 def test_plain_text_part_is_readable_on_its_own(seed_site: Site) -> None:
     seed_site.write("pic.md", "---\ntitle: Picture\nimage: /img/a.png\n---\n![A cat](cat.png) and "
                     "[a link](https://example.org/page) with <b>bold</b> text.\n")
-    configure(seed_site, "[digest]\nfull_text = true")
+    seed_site.configure("[digest]\nfull_text = true")
     assert seed_site.publish().returncode == 0
     text = latest(seed_site, "txt")
     assert all(len(line) < 78 for line in text.splitlines()), max(text.splitlines(), key=len)

@@ -103,16 +103,6 @@ def set_schedule(site: Site, cron: str, catch_up: str = "6h", timezone: str = "E
                     encoding="utf-8")
 
 
-def subscribe(site: Site, count: int) -> list[str]:
-    """Readers added through the CLI (before [schedule] is in the config: config.py may not know it yet)."""
-    rows = [f"reader{n:04}@example.org" for n in range(count)]
-    csv = site.root / "subscribers.csv"
-    csv.write_text("email,name\n" + "".join(f"{a},Reader {n}\n" for n, a in enumerate(rows)), encoding="utf-8")
-    result = run_cli("subscribers", "import", str(csv), cwd=site.root)
-    assert result.returncode == 0, result.stderr
-    return rows
-
-
 def use_smtp(site: Site, port: int) -> None:
     add_config(site, f'[email]\nfrom = "Test Site <news@example.com>"\ntransport = "smtp"\n'
                      f'[email.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 5\n')
@@ -141,7 +131,7 @@ def news(site: Site, name: str = "one.md", title: str = "First news") -> None:
 
 def test_a_per_second_cron_publishes_and_delivers_on_schedule(site: Site, schedulers: list[Scheduler]) -> None:
     news(site)
-    readers = subscribe(site, 3)
+    readers = site.subscribe(3)
     with smtp_server() as (server, port):
         use_smtp(site, port)
         set_schedule(site, "*/2 * * * * *")
@@ -210,7 +200,7 @@ def test_two_schedulers_started_together_one_runs_the_other_names_its_pid(
 def test_sigterm_during_a_send_leaves_a_consistent_journal_and_the_next_start_finishes_the_list(
         site: Site, schedulers: list[Scheduler]) -> None:
     news(site)
-    readers = subscribe(site, 40)
+    readers = site.subscribe(40)
     slow = Collector()
     slow.delay = 0.05  # two seconds for the list: time to be stopped in the middle
     with smtp_server(slow) as (server, port):
@@ -299,7 +289,7 @@ def test_a_cron_change_in_the_config_is_picked_up_on_restart(site: Site, schedul
 
 def test_a_manual_publish_during_a_scheduled_run_exits_or_waits(site: Site, schedulers: list[Scheduler]) -> None:
     news(site)
-    subscribe(site, 30)
+    site.subscribe(30)
     slow = Collector()
     slow.delay = 0.1  # three seconds of sending
     with smtp_server(slow) as (server, port):
