@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from publisher.cron import (
@@ -208,8 +208,8 @@ class SiteSettings:
         return ZoneInfo(self.timezone)
 
     def page_url(self, slug: str) -> str:
-        """The public URL of an article."""
-        return self.url + self.permalink.replace("{slug}", slug)
+        """The public URL of an article: a URI (a non-ASCII slug is percent-encoded, RFC 3987 section 3.1)."""
+        return self.url + self.permalink.replace("{slug}", quote(slug, safe=""))
 
 
 @dataclass(frozen=True)
