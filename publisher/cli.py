@@ -68,6 +68,11 @@ def _now(clock: str | None) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def count(n: int, noun: str) -> str:
+    """'1 article', '2 articles', '0 articles'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _fail(error: Exception, code: int) -> None:
     click.echo(f"error: {error}", err=True)
     sys.exit(code)
@@ -112,7 +117,7 @@ def _report(report: PublishReport, seconds: float, dry_run: bool) -> None:
     verb = "would write" if dry_run else "written"
     hidden = f", {report.hidden} waiting (draft or future)" if report.hidden else ""
     digest = f"digest {report.digest}" if report.digest else "no new articles, no digest"
-    click.echo(f"{report.read} articles read, {report.published} published, {report.skipped} skipped "
+    click.echo(f"{count(report.read, 'article')} read, {report.published} published, {report.skipped} skipped "
                f"with errors{hidden}; {digest}; files {verb}: {len(report.written)}, unchanged: "
                f"{len(report.unchanged)}; {seconds:.2f} s")
 
@@ -235,8 +240,8 @@ def check(config: Path | None, clock: str | None) -> None:
     report = _run(settings, _now(clock), dry_run=True, use_cache=False)
     for problem in report.problems:
         click.echo(f"{problem.severity}: {problem}", err=True)
-    click.echo(f"{report.read} articles checked, {len(report.errors)} with errors, "
-               f"{len(report.problems) - len(report.errors)} warnings; "
+    click.echo(f"{count(report.read, 'article')} checked, {len(report.errors)} with errors, "
+               f"{count(len(report.problems) - len(report.errors), 'warning')}; "
                f"{time.perf_counter() - started:.2f} s")
     sys.exit(1 if report.errors else 0)
 
