@@ -54,6 +54,7 @@ class Document:
     references: tuple[str, ...] = ()
     guid: str | None = None
     warnings: tuple[Problem, ...] = ()
+    lines: tuple[tuple[str, int], ...] = ()  # (field, line in the file) for messages, e.g. ("title", 2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -335,6 +335,48 @@ def test_xml_illegal_control_characters_are_removed_with_a_warning(base: Baselin
         assert b"&#1;" not in data and b"&#11;" not in data and b"\\u0001" not in data, name
 
 
+# file -> (front matter line 2, the title every feed must show); each hostile value sits on line 2
+HOSTILE = {
+    "x01.md": (r'title: "Ctl A\x01B"', "Ctl AB"),
+    "bell.md": (r'summary: "s\a"' "\ntitle: Bell Summary", "Bell Summary"),
+    "nul.md": (r'author: "a\0"' "\ntitle: Nul Author", "Nul Author"),
+    "tags.md": (r'tags: ["t\x01"]' "\ntitle: Bad Tag", "Bad Tag"),
+    "uffff.md": (r'title: "Non A\uffff"', "Non A"),
+    "esc.md": (r'title: "Esc A\e"', "Esc A"),
+    "surrogate.md": (r'title: "Lone A\ud800"', "Lone A"),
+    "markup.md": ('title: "Cross-site <script>alert(1)</script> test"', "Cross-site alert(1) test"),
+    "att.md": ('title: "AT&T says 1 < 2"', "AT&T says 1 < 2"),
+    "image.md": ("image: 'https://x/\" onerror=\"alert(1)'\ntitle: Hostile Image", "Hostile Image"),
+}
+
+
+def test_hostile_values_are_cleaned_and_every_article_published(base: Baseline) -> None:
+    """YAML escapes that decode to characters XML forbids, markup in titles, a hostile image URL and
+    character references in raw HTML, side by side: each article is published clean, each warning
+    names its file and line, and every feed parses (bozo 0) with no forbidden character in it."""
+    site = base.site
+    for name, (head, _) in HOSTILE.items():
+        site.write(name, f"---\n{head}\n---\nBody of {name}.\n")
+    site.write("refs.md", "---\ntitle: Refs\n---\nFirst.\n\n<p>a&#x1;b &#xD800; &#0; &#xFFFF;c</p>\n")
+    result = site.publish()
+    assert result.returncode == 0, result.stderr
+    warned = {(m["file"], m["line"]) for line in stderr_lines(result) if (m := WARNING_LINE.match(line))}
+    for name in ("x01.md", "bell.md", "nul.md", "tags.md", "uffff.md", "esc.md", "surrogate.md"):
+        assert (name, "2") in warned, (name, result.stderr)
+    assert ("refs.md", "6") in warned, result.stderr
+    feeds = assert_good_intact(base)
+    for fmt in ("rss", "atom", "json"):
+        assert {title for _, title in HOSTILE.values()} | {"Refs"} <= feeds.titles(fmt), fmt
+    for name, data in site.feed_bytes().items():
+        text = data.decode("utf-8")  # strict: no lone surrogate got through
+        assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]", text), name
+        for ref in re.findall(r"&#(?:x[0-9a-f]+|[0-9]+);", text, re.I):
+            assert html.unescape(ref) not in ("", "\ufffd"), (name, ref)
+        assert "onerror=" not in html.unescape(text).replace("%22%20onerror=%22", ""), name
+    rss = (site.feeds / "rss.xml").read_text(encoding="utf-8")
+    assert 'url="https://x/%22%20onerror=%22alert(1)"' in rss
+
+
 UNSAFE = {
     "script": "<script>alert(1)</script>",
     "onerror": "<img src=x onerror=alert(1)>",

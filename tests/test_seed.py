@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import feedparser
 
-from publisher.load import text
+from publisher.config import SiteSettings
+from publisher.enrich import enrich
+from publisher.load import EXTENSIONS, read, scan_checked, text
 from publisher.load.source import decode
 from tests.conftest import SEED, Site
 
@@ -75,3 +79,24 @@ def test_crlf_and_bom_give_the_same_article(site: Site) -> None:
     a, b = text.parse("a.txt", lf_body, tz, []), text.parse("b.txt", crlf_body, tz, [])
     assert (a.title, a.body_html, a.references, a.content_hash) == (b.title, b.body_html, b.references,
                                                                      b.content_hash)
+
+
+def test_seed_through_the_load_boundary_keeps_its_answers(tmp_path: Path) -> None:
+    """The real scan, `load.read` (normalise) and `enrich`: the same title, headings, paragraphs and
+    reference, no warning, and the boilerplate still gone."""
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    shutil.copy(SEED, folder / SEED.name)
+    (source,), problems = scan_checked(folder, EXTENSIONS)
+    assert problems == []
+    doc = read(source, ZoneInfo("UTC"))
+    assert doc.warnings == ()
+    assert (doc.title, doc.references) == (TITLE, (REFERENCE,))
+    site = SiteSettings(title="T", url="https://example.com/", description="", language="en", author="",
+                        timezone="UTC", permalink="{slug}/")
+    entry, html = enrich(doc, site)
+    assert entry.title == TITLE and entry.references == (REFERENCE,)
+    assert re.findall(r"<h2>(.*?)</h2>", html) == HEADINGS
+    assert html.count("<p>") == 14
+    for phrase in BOILERPLATE:
+        assert phrase not in html

@@ -8,6 +8,8 @@ purpose, as false. Each value is then converted by the table FIELDS, with the li
 from __future__ import annotations
 
 import difflib
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -17,7 +19,9 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from publisher.errors import ArticleError
+from publisher.load.source import xml_clean
 
+BIG_ESCAPE = re.compile(r"\\U([0-9A-Fa-f]{8})")
 BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 
@@ -47,6 +51,13 @@ def _value(rel: str, node: yaml.Node, key: str) -> str | list[str]:
                        "", node.start_mark.line + 2)
 
 
+def _line_of_bad_escape(source: str) -> int:
+    for number, line in enumerate(source.split("\n"), 2):
+        if any(int(code, 16) > sys.maxunicode for code in BIG_ESCAPE.findall(line)):
+            return number
+    return 1
+
+
 def parse_yaml(rel: str, source: str) -> dict[str, Raw]:
     """Front matter text -> {key: Raw(value, line)}; errors name the line."""
     try:
@@ -57,6 +68,9 @@ def parse_yaml(rel: str, source: str) -> dict[str, Raw]:
         problem = getattr(e, "problem", None) or str(e).split("\n")[0]
         raise ArticleError(rel, f"broken front matter: {problem}", "fix the YAML between the --- lines",
                            line) from e
+    except ValueError as e:  # PyYAML's chr() on an escape such as "\U00110000"
+        raise ArticleError(rel, "broken front matter: an escape names no Unicode character",
+                           "use escapes up to \\U0010FFFF", _line_of_bad_escape(source)) from e
     if node is None:
         return {}
     if not isinstance(node, yaml.MappingNode):
@@ -64,7 +78,7 @@ def parse_yaml(rel: str, source: str) -> dict[str, Raw]:
                            "for example 'title: My post'", node.start_mark.line + 2)
     found: dict[str, Raw] = {}
     for key_node, value_node in node.value:
-        key = str(key_node.value)
+        key = xml_clean(str(key_node.value))[0]  # a key only ever shows in messages
         found[key] = Raw(_value(rel, value_node, key), key_node.start_mark.line + 2)
     return found
 
@@ -83,6 +97,7 @@ def _list(raw: Raw, rel: str, key: str, tz: ZoneInfo) -> tuple[str, ...]:
 def _bool(raw: Raw, rel: str, key: str, tz: ZoneInfo) -> bool:
     text = _text(raw, rel, key, tz).lower()
     if text not in BOOLEANS:
+        text = xml_clean(text)[0]
         raise ArticleError(rel, f"'{key}: {text}' is not true or false", f"write {key}: true or {key}: false",
                            raw.line)
     return BOOLEANS[text]
@@ -95,6 +110,7 @@ def _datetime(raw: Raw, rel: str, key: str, tz: ZoneInfo) -> datetime:
             return datetime.combine(date.fromisoformat(text), time(), tz)
         value = datetime.fromisoformat(text.replace(" ", "T", 1))
     except ValueError as e:
+        text = xml_clean(text)[0]
         raise ArticleError(rel, f"'{key}: {text}' is not a date",
                            f"write {key}: 2026-11-25 or {key}: 2026-11-25T09:30:00+01:00", raw.line) from e
     return value if value.tzinfo else value.replace(tzinfo=tz)

@@ -9,7 +9,7 @@ from markdown_it import MarkdownIt
 
 from publisher.errors import ArticleError
 from publisher.load import frontmatter
-from publisher.load.source import check_slug, content_hash, find_unsafe, slug_from_path
+from publisher.load.source import check_slug, content_hash, find_bad_charrefs, find_unsafe, slug_from_path
 from publisher.models import Document, Problem
 
 
@@ -37,6 +37,7 @@ def parse(rel: str, text: str, tz: ZoneInfo, warnings: list[Problem]) -> Documen
     warnings += [Problem(rel, message, "", 1, "warning") for message in unknown]
     title = values.get("title") or None
     if title is None:
+        lines["title"] = body_line + len(body) - len(body.lstrip("\n"))
         title, body = _first_heading(body)
     title = " ".join((title or "").split())  # one line, whatever the YAML held
     if not title:
@@ -44,8 +45,10 @@ def parse(rel: str, text: str, tz: ZoneInfo, warnings: list[Problem]) -> Documen
     if not body.strip():
         raise ArticleError(rel, "no text after the front matter", "write the article below the --- line",
                            body_line)
-    warnings += find_unsafe(rel, body, body_line)
+    warnings += find_unsafe(rel, body, body_line) + find_bad_charrefs(rel, body, body_line)
     slug = values.get("slug") or slug_from_path(rel)
+    if "related" in lines:
+        lines["references"] = lines["related"]
     return Document(
         source=rel, slug=check_slug(rel, slug, lines.get("slug")), title=title,
         body_html=_renderer().render(body), content_hash=content_hash(text),
@@ -53,5 +56,5 @@ def parse(rel: str, text: str, tz: ZoneInfo, warnings: list[Problem]) -> Documen
         summary=values.get("summary") or None, tags=values.get("tags", ()),
         image=values.get("image") or None, draft=values.get("draft", False),
         references=values.get("related", ()), guid=values.get("guid") or None,
-        warnings=tuple(warnings),
+        warnings=tuple(warnings), lines=tuple(lines.items()),
     )

@@ -1,44 +1,170 @@
-"""Reading article files: find them, decode them, and name them (slug, content hash)."""
+"""Reading article files: find them (inside the articles folder only), decode them, name them (slug,
+content hash), and the rules every text value obeys (XML 1.0 characters, plain titles, URIs)."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
 import os
 import re
+import string
+from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
+
+import idna
 
 from publisher.errors import ArticleError, ConfigError
 from publisher.models import Problem, SourceFile
 
+log = logging.getLogger(__name__)
 MAX_ARTICLE_BYTES = 10 * 1024 * 1024
-# Characters XML 1.0 forbids (lone surrogates cannot survive UTF-8 decoding).
-XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Characters XML 1.0 forbids: C0 controls but TAB, LF and CR; lone surrogates; U+FFFE and U+FFFF.
+XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 UNSAFE = re.compile(r"<\s*(script|style|iframe|object|embed|form)\b|\son\w+\s*=|javascript\s*:", re.I)
+CHARREF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
 SLUG_OK = re.compile(r"[^\W_][\w-]*")
+NETLOC_CHARS = frozenset(string.ascii_letters + string.digits + "-._~%!$&'()*+,;=:@[]")
+LINK_HINT = "move the file into it or remove the link"
+
+
+# --------------------------------------------------------------------------- finding files
 
 
 def scan(folder: Path, extensions: frozenset[str]) -> list[SourceFile]:
-    """Every article file below `folder`, sorted by relative path (hidden files and folders skipped)."""
-    if not folder.is_dir():
-        raise ConfigError(f"{folder}: articles folder not found",
-                          "create it, or set [paths] articles in publisher.toml")
-    found: list[SourceFile] = []
-    pending = [(str(folder), "")]
-    while pending:
-        directory, prefix = pending.pop()
-        with os.scandir(directory) as listing:
-            for item in listing:
-                if item.name.startswith("."):
-                    continue
-                if item.is_dir():
-                    pending.append((item.path, f"{prefix}{item.name}/"))
-                elif os.path.splitext(item.name)[1].lower() in extensions and item.is_file():
-                    st = item.stat()
-                    found.append(SourceFile(item.path, prefix + item.name, st.st_mtime_ns, st.st_size))
-    found.sort(key=lambda f: f.rel)
+    """Every article file inside `folder` (see `scan_checked`); the problems are logged."""
+    found, problems = scan_checked(folder, extensions)
+    for problem in problems:
+        log.warning("%s", problem)
     return found
 
 
+def scan_checked(folder: Path, extensions: frozenset[str]) -> tuple[list[SourceFile], list[Problem]]:
+    """Every article file inside `folder`, sorted by relative path, and what was left out and why.
+
+    Hidden files and folders are skipped. A symbolic link is followed only when its target is inside
+    the folder: a file link once (left out when its target is read under its own name), a folder link
+    never (its files are read where they are; a link to the folder itself or above is a loop).
+    """
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: articles folder not found",
+                          "create it, or set [paths] articles in publisher.toml")
+    root = os.path.realpath(folder)
+    found: list[SourceFile] = []
+    problems: list[Problem] = []
+    links: dict[str, str] = {}  # rel of a file link -> the real path it reads
+    pending = [(str(folder), "")]
+    while pending:
+        directory, prefix = pending.pop()
+        for item in _listing(directory, prefix, problems):
+            rel = prefix + item.name
+            wanted = os.path.splitext(item.name)[1].lower() in extensions
+            if xml_clean(rel)[1] and (wanted or item.is_dir()):
+                problems.append(_bad_name(rel))
+                continue
+            if item.is_symlink():
+                target, problem = _follow(item.path, rel, root, wanted)
+                if problem or target is None:
+                    problems += [problem] if problem else []
+                    continue
+                links[rel] = target
+            if item.is_dir(follow_symlinks=False):
+                pending.append((item.path, f"{rel}/"))
+            elif wanted and item.is_file():
+                try:
+                    st = item.stat()
+                except OSError as e:  # gone since the listing
+                    problems.append(Problem(rel, f"file cannot be read: {e.strerror}", "", None, "warning"))
+                    continue
+                found.append(SourceFile(item.path, rel, st.st_mtime_ns, st.st_size))
+    found.sort(key=lambda f: f.rel)
+    return _read_once(found, links, root, problems), problems
+
+
+def _listing(directory: str, prefix: str, problems: list[Problem]) -> list[os.DirEntry[str]]:
+    """The visible entries of one folder; a folder that cannot be listed is a problem, not a traceback."""
+    try:
+        with os.scandir(directory) as listing:
+            return [item for item in listing if not item.name.startswith(".")]
+    except OSError as e:
+        problems.append(Problem(prefix.rstrip("/") or ".", f"folder cannot be read: {e.strerror}",
+                                "check its permissions", None, "warning"))
+        return []
+
+
+def _bad_name(rel: str) -> Problem:
+    """A name that is not UTF-8 (os.scandir gives lone surrogates) or holds control characters."""
+    shown = "".join(c if c.isprintable() and not xml_clean(c)[1] else ascii(c)[1:-1] for c in rel)
+    return Problem(shown, "file name is not UTF-8 text or holds control characters", "rename it")
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _follow(path: str, rel: str, root: str, wanted: bool) -> tuple[str | None, Problem | None]:
+    """Where a symbolic link leads when it may be followed, else the problem (None for a link to a
+    file that would not be read anyway)."""
+    try:
+        target = os.path.realpath(path, strict=True)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return None, Problem(rel, "symbolic link loop, not followed", "remove the link", None, "warning")
+        return None, Problem(rel, f"symbolic link to {os.readlink(path)} points to nothing",
+                             "remove the link", None, "warning") if wanted else None
+    is_dir = os.path.isdir(target)
+    if not (wanted or is_dir):
+        return None, None
+    if not _inside(target, root):
+        return None, Problem(rel, f"symbolic link to {target} points outside the articles folder", LINK_HINT)
+    if not is_dir:
+        return target, None
+    if _inside(os.path.realpath(os.path.dirname(path)), target):
+        return None, Problem(rel, f"symbolic link to {target} makes a loop, not followed", "remove the link",
+                             None, "warning")
+    where = os.path.relpath(target, root)
+    return None, Problem(rel, f"folder link not followed: its articles are read in {where}/",
+                         "remove the link", None, "warning")
+
+
+def _read_once(found: list[SourceFile], links: dict[str, str], root: str,
+               problems: list[Problem]) -> list[SourceFile]:
+    """Leave out a file link whose target is read already (under its own name or an earlier link)."""
+    seen = {os.path.join(root, f.rel) for f in found if f.rel not in links}
+    kept: list[SourceFile] = []
+    for f in found:
+        target = links.get(f.rel)
+        if target is not None and target in seen:
+            where = os.path.relpath(target, root)
+            problems.append(Problem(f.rel, f"link to {where} left out: that file is read already",
+                                    "remove the link", None, "warning"))
+            continue
+        if target is not None:
+            seen.add(target)
+        kept.append(f)
+    return kept
+
+
+def resolve_inside(source: SourceFile) -> str:
+    """The real path of an article, checked again at read time to be inside the articles folder (a link
+    may have been swapped since the scan). Raises ArticleError; a vanished file is a warning."""
+    path, rel = source.path, source.rel
+    root = path[: len(path) - len(rel)] if path.replace(os.sep, "/").endswith("/" + rel) else ""
+    try:
+        real = os.path.realpath(path, strict=True)
+    except FileNotFoundError as e:
+        raise ArticleError(rel, "file vanished before it could be read (deleted or renamed during the run)",
+                           "nothing to do: the next run will not look for it", severity="warning") from e
+    except OSError as e:
+        raise ArticleError(rel, f"file cannot be read: {e.strerror}", "check the file and its links") from e
+    if not root or ".." in rel.split("/") or not _inside(real, os.path.realpath(root)):
+        raise ArticleError(rel, f"points outside the articles folder, to {real}", LINK_HINT)
+    return real
+
+
+# --------------------------------------------------------------------------- reading files
 def check_size(rel: str, size: int) -> None:
     """Refuse an article too large to be one (checked before the file is read)."""
     if size > MAX_ARTICLE_BYTES:
@@ -61,14 +187,9 @@ def decode(rel: str, data: bytes) -> tuple[str, list[Problem]]:
         raise ArticleError(rel, f"not valid UTF-8 (byte 0x{data[e.start]:02x})",
                            "save the file as UTF-8", line) from e
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    warnings: list[Problem] = []
-    if match := XML_ILLEGAL.search(text):
-        count = len(XML_ILLEGAL.findall(text))
-        line = text.count("\n", 0, match.start()) + 1
-        warnings.append(Problem(rel, f"removed {count} control character(s) that XML 1.0 forbids "
-                                f"(first U+{ord(match.group()):04X})", "", line, "warning"))
-        text = XML_ILLEGAL.sub("", text)
-    return text, warnings
+    clean, removed = xml_clean(text)
+    warnings = [removed_warning(rel, removed, text.count("\n", 0, removed.at) + 1)] if removed else []
+    return clean, warnings
 
 
 def content_hash(text: str) -> str:
@@ -103,3 +224,114 @@ def find_unsafe(rel: str, text: str, first_line: int = 1) -> list[Problem]:
         return []
     line = first_line + text.count("\n", 0, match.start())
     return [Problem(rel, f"unsafe HTML {match.group().strip()!r} will be removed", "", line, "warning")]
+
+
+# --------------------------------------------------------------------------- the rules for values
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """What `xml_clean` took out of a value: how many characters, the first one and where it was."""
+
+    count: int
+    first: str
+    at: int
+
+
+def xml_clean(value: str) -> tuple[str, Removed | None]:
+    """The one rule for every text value: characters XML 1.0 forbids (C0 controls but TAB, LF, CR;
+    lone surrogates; U+FFFE, U+FFFF) are removed. Returns the clean value and what was removed."""
+    match = XML_ILLEGAL.search(value)
+    if match is None:
+        return value, None
+    clean, count = XML_ILLEGAL.subn("", value)
+    return clean, Removed(count, match.group(), match.start())
+
+
+def removed_warning(rel: str, removed: Removed, line: int | None, field: str = "") -> Problem:
+    where = f" from '{field}'" if field else ""
+    return Problem(rel, f"removed {removed.count} character(s) that XML 1.0 forbids{where} "
+                   f"(first U+{ord(removed.first):04X})", "", line, "warning")
+
+
+class _TextOnly(HTMLParser):
+    """Collects the text of an HTML fragment: tags dropped, the text inside them (even <script>) kept."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def _text_of(html: str) -> str:
+    parser = _TextOnly()
+    parser.feed(html)
+    parser.close()
+    return " ".join("".join(parser.parts).split())
+
+
+def plain_title(title: str) -> str:
+    """A title as plain text, as WordPress and Hugo make feed titles: tags stripped, the text kept,
+    character references decoded once ('AT&amp;T' -> 'AT&T'; 'AT&T' and '1 < 2' stay), whitespace
+    collapsed. Stripping repeats (never decoding again) until no tag is left: '&lt;b&gt;' brings none back."""
+    text = _text_of(title)
+    for _ in range(8):
+        again = _text_of(text.replace("&", "&amp;"))
+        if again == text:
+            break
+        text = again
+    return text
+
+
+def to_uri(url: str) -> str:
+    """An IRI (or a sloppy URL) as a URI (RFC 3987 section 3.1): the host in IDNA, everything that may
+    not appear in a URI percent-encoded as UTF-8; a valid URI comes back unchanged. ValueError when
+    the URL cannot be one (a bad host or port)."""
+    parts = urlsplit(url.strip())
+    path = quote(parts.path, safe="/%:@!$&'()*+,;=~")
+    query = quote(parts.query, safe="/?%:@!$&'()*+,;=~")
+    fragment = quote(parts.fragment, safe="/?%:@!$&'()*+,;=~#")
+    uri = urlunsplit((parts.scheme.lower(), _netloc(parts), path, query, fragment))
+    return re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", uri)
+
+
+def _netloc(parts: SplitResult) -> str:
+    netloc, port = parts.netloc, parts.port  # ValueError for a port that is not a number
+    if netloc.isascii() and set(netloc) <= NETLOC_CHARS:
+        return netloc
+    host = parts.hostname or ""
+    try:
+        ascii_host = idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as e:
+        raise ValueError(f"{host!r} is not a host name") from e
+    userinfo = netloc.rpartition("@")[0]
+    return ((quote(userinfo, safe=":%!$&'()*+,;=~") + "@" if userinfo else "") + ascii_host
+            + (f":{port}" if port is not None else ""))
+
+
+def check_image(rel: str, value: str, line: int | None) -> tuple[str | None, Problem | None]:
+    """The front matter `image` as a URI: an http(s) URL or a path (joined to the site's URL later);
+    anything else is left out with a warning naming the line."""
+    try:
+        parts = urlsplit(value)
+        if parts.scheme not in ("", "http", "https") or (parts.scheme and not parts.hostname):
+            raise ValueError("not an http(s) URL")
+        return to_uri(value), None
+    except ValueError as e:
+        return None, Problem(rel, f"image {value[:100]!r} left out: {e}",
+                             "write image: https://example.com/picture.jpg or a path like /images/picture.jpg",
+                             line, "warning")
+
+
+def find_bad_charrefs(rel: str, text: str, first_line: int = 1) -> list[Problem]:
+    """Warn, with its line, about a character reference (&#x1;, &#0;, &#xD800;) that names no
+    character XML 1.0 allows: the sanitizer decodes it, and the result is removed or becomes U+FFFD."""
+    for match in CHARREF.finditer(text):
+        code = int(match.group(1), 16) if match.group(1) else int(match.group(2))
+        if code == 0 or code > 0x10FFFF or xml_clean(chr(code))[1]:
+            line = first_line + text.count("\n", 0, match.start())
+            return [Problem(rel, f"character reference {match.group()!r} names a character XML 1.0 forbids; "
+                            "it is not published as written", "", line, "warning")]
+    return []

@@ -132,4 +132,4 @@ def parse(rel: str, text: str, tz: ZoneInfo, warnings: list[Problem]) -> Documen
         raise ArticleError(rel, "no text after the title", "add paragraphs below the title", first.line)
     return Document(source=rel, slug=check_slug(rel, slug_from_path(rel)), title=title,
                     body_html=to_html(body), content_hash=content_hash(text), references=refs,
-                    warnings=tuple(warnings))
+                    warnings=tuple(warnings), lines=(("title", first.line),))
