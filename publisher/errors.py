@@ -17,6 +17,8 @@ PublisherError            base: a message, a hint (what to do) and an exit code
 
 from __future__ import annotations
 
+from publisher.models import Severity
+
 
 class PublisherError(Exception):
     """An error the user can act on: `message` says what, `hint` says what to do."""
@@ -39,12 +41,15 @@ class ConfigError(PublisherError):
 
 
 class ArticleError(PublisherError):
-    """One article is invalid; `path` and `line` locate it."""
+    """One article is invalid; `path` and `line` locate it. `severity` "warning" leaves the article out
+    without counting as an error (a file that vanished during the run)."""
 
-    def __init__(self, path: str, message: str, hint: str = "", line: int | None = None) -> None:
+    def __init__(self, path: str, message: str, hint: str = "", line: int | None = None,
+                 severity: Severity = "error") -> None:
         super().__init__(message, hint)
         self.path = path
         self.line = line
+        self.severity: Severity = severity
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path

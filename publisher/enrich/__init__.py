@@ -8,12 +8,15 @@ import re
 
 from publisher.config import SiteSettings
 from publisher.enrich.sanitize import absolute, sanitize
+from publisher.errors import ArticleError
+from publisher.load.source import to_uri
 from publisher.models import Document, Entry
 
 SUMMARY_CHARS = 280
 WORDS_PER_MINUTE = 230
 TAG = re.compile(r"<[^>]+>")
 FIRST_PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.S)
+IMAGE = re.compile(r"<img\s[^>]*\bsrc=")
 
 
 def plain_text(html: str) -> str:
@@ -41,16 +44,28 @@ def reading_minutes(html: str) -> int:
 
 
 def _image(site: SiteSettings, image: str | None) -> str | None:
-    """An absolute http(s) image URL, or None (a javascript: or data: URL is dropped)."""
+    """An absolute http(s) image URI, or None (load has checked it and warned; this joins it to the site)."""
     if not image:
         return None
-    url = absolute(site.url, site.url, image)
+    try:
+        url = to_uri(absolute(site.url, site.url, image))
+    except ValueError:
+        return None
     return url if url.startswith(("http://", "https://")) else None
 
 
+def has_content(html: str) -> bool:
+    """Some text or an image: what a reader can see."""
+    return bool(plain_text(html)) or IMAGE.search(html) is not None
+
+
 def enrich(doc: Document, site: SiteSettings) -> tuple[Entry, str]:
-    """Document -> (Entry, sanitized HTML with absolute URLs)."""
+    """Document -> (Entry, sanitized HTML with absolute URLs). Raises ArticleError when nothing is left
+    of the body once unsafe HTML is removed (never whitespace-only content in the feeds)."""
     body = sanitize(doc.body_html, site.url, site.page_url(doc.slug))
+    if not has_content(body):
+        raise ArticleError(doc.source, "nothing left once unsafe HTML is removed",
+                           "write the article as text (HTML may hold only safe tags such as <p>, <a>, <img>)")
     entry = Entry(
         source=doc.source, slug=doc.slug, title=doc.title,
         summary=shorten(" ".join(doc.summary.split())) if doc.summary else summarize(body),

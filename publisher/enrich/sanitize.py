@@ -8,6 +8,8 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
+from publisher.load.source import to_uri, xml_clean
+
 TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "details", "dl", "dt",
     "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd",
@@ -36,9 +38,13 @@ def _cleaner(base: str) -> nh3.Cleaner:
     """One cleaner per site URL; bare #fragments are left for `sanitize` to point at the page."""
 
     def attribute_filter(tag: str, attr: str, value: str) -> str | None:
-        if attr not in URL_ATTRIBUTES or value.lstrip().startswith("#"):
+        """URLs absolute (a bare #fragment stays) and URIs, not IRIs; a URL that cannot be one is dropped."""
+        if attr not in URL_ATTRIBUTES:
             return value
-        return absolute(base, base, value)
+        try:
+            return to_uri(value if value.lstrip().startswith("#") else absolute(base, base, value))
+        except ValueError:
+            return None
 
     return nh3.Cleaner(tags=TAGS, attributes=ATTRIBUTES, url_schemes=SCHEMES,
                        clean_content_tags={"script", "style"}, link_rel="noopener",
@@ -46,6 +52,8 @@ def _cleaner(base: str) -> nh3.Cleaner:
 
 
 def sanitize(html: str, base: str, page: str) -> str:
-    """Allow-listed tags and attributes only: no script, event handlers, javascript: URLs, style."""
-    clean: str = _cleaner(base).clean(html)
+    """Allow-listed tags and attributes only: no script, event handlers, javascript: URLs, style; and no
+    character XML 1.0 forbids (a reference such as &#x1; is decoded by the HTML parser, then removed:
+    `load.source.find_bad_charrefs` has warned with its line)."""
+    clean, _ = xml_clean(_cleaner(base).clean(html))
     return clean.replace('href="#', f'href="{escape(page)}#') if 'href="#' in clean else clean
