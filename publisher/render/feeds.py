@@ -2,7 +2,9 @@
 
 feedgen 1.0.0 quirks handled here: add_entry prepends unless told to append; `updated` and
 lastBuildDate default to now (always set from the articles); Atom entry links lose their
-attributes (feedgen #135, mended after rendering); the RSS channel <link> is the last link added.
+attributes (feedgen #135, mended after rendering); the RSS channel <link> is the last link added;
+media:content goes into a media:group unless told `group=None` (a group of one is invalid: W3C
+"MediaGroupWithoutAlternatives"), so the image is a media:content directly in the item.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from lxml import etree
 
 from publisher import __version__
 from publisher.models import Article
-from publisher.render import FeedContext
+from publisher.render import FeedContext, uri
 
 ATOM_NS = "{http://www.w3.org/2005/Atom}"
 
@@ -40,21 +42,30 @@ def _feed(ctx: FeedContext, self_url: str) -> FeedGenerator:
     return fg
 
 
+def body_html(article: Article) -> str:
+    """The article's HTML; a body that sanitised to nothing becomes its summary (else title) as a paragraph."""
+    if article.html.strip():
+        return article.html
+    text = article.entry.summary.strip() or article.entry.title
+    return f"<p>{html.escape(text, quote=False)}</p>"
+
+
 def _entry(fe: FeedEntry, article: Article, default_author: str) -> None:
     entry = article.entry
     fe.id(article.identity.id)
     fe.guid(article.identity.id, permalink=False)
     fe.title(entry.title)
-    fe.link(href=article.url, rel="alternate", type="text/html")
+    fe.link(href=uri(article.url), rel="alternate", type="text/html")
     fe.published(article.identity.published)
     fe.updated(article.modified)
-    fe.content(article.html, type="html")
-    fe.summary(html.escape(entry.summary, quote=False), type="html")
+    fe.content(body_html(article), type="html")
+    if entry.summary.strip():
+        fe.summary(html.escape(entry.summary, quote=False), type="html")
     author = entry.author or default_author
     fe.author({"name": author})
     fe.dc.dc_creator(author)
     if entry.image:
-        fe.media.content(url=entry.image, medium="image")
+        fe.media.content(url=uri(entry.image), medium="image", group=None)
     for tag in entry.tags:
         fe.category(term=tag)
 

@@ -6,25 +6,25 @@ import json
 from typing import Any
 
 from publisher.models import Article
-from publisher.render import FeedContext
+from publisher.render import FeedContext, uri
 
 
 def _item(article: Article, default_author: str) -> dict[str, Any]:
     entry = article.entry
-    item: dict[str, Any] = {
-        "id": article.identity.id,
-        "url": article.url,
-        "title": entry.title,
-        "content_html": article.html,
-        "summary": entry.summary,
-        "date_published": article.identity.published.isoformat(),
-        "date_modified": article.modified.isoformat(),
-    }
+    item: dict[str, Any] = {"id": article.identity.id, "url": uri(article.url), "title": entry.title}
+    if article.html.strip():
+        item["content_html"] = article.html
+    else:  # a body that sanitised to nothing: never a blank content_html
+        item["content_text"] = entry.summary.strip() or entry.title
+    if entry.summary.strip():
+        item["summary"] = entry.summary
+    item["date_published"] = article.identity.published.isoformat()
+    item["date_modified"] = article.modified.isoformat()
     item["authors"] = [{"name": entry.author or default_author}]
     if entry.tags:
         item["tags"] = list(entry.tags)
     if entry.image:
-        item["image"] = entry.image
+        item["image"] = uri(entry.image)
     return item
 
 
