@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from publisher.config import load_settings
+from publisher.errors import OutputError
+from publisher.models import Article, Digest, Entry, Identity
+from publisher.render.digest import render_digest, render_digest_checked
+from publisher.render.templates import TemplateProblem, render
 from tests.conftest import CLOCK, EXAMPLE_ARTICLES, REPO, SEED, Site, run_cli
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -147,3 +153,52 @@ def test_article_with_empty_summary_is_a_warning(site: Site) -> None:
     assert result.returncode == 0
     assert "warning: pic.md: empty summary" in result.stderr
     assert "Only a picture" in latest(site)
+
+
+def digest_article(slug: str, title: str) -> Article:
+    when = datetime(2026, 10, 1, tzinfo=UTC)
+    entry = Entry(f"{slug}.md", slug, title, f"About {slug}.", 1, "hash", when)
+    return Article(entry, Identity(f"urn:uuid:{slug}", when, None, when), f"https://example.com/{slug}/",
+                   f"<p>About {slug}.</p>")
+
+
+def test_an_article_that_breaks_the_digest_is_reported_and_left_out(tmp_path: Path) -> None:
+    """Past the load boundary nothing should break MJML; if something does, the others are still sent."""
+    settings = load_settings(None, tmp_path)
+    good, bad, other = digest_article("good", "Good"), digest_article("bad", "A\x01B"), digest_article("other", "Other")
+    digest = Digest("2026-10-01", datetime(2026, 10, 1, 8, tzinfo=UTC), (good, bad, other))
+    rendered, problems = render_digest_checked(digest, settings, settings.paths.templates)
+    assert rendered is not None and [a.entry.slug for a in rendered.digest.articles] == ["good", "other"]
+    assert rendered.digest.id == digest.id and rendered.shown == 2
+    assert ">Good</a>" in rendered.html and ">Other</a>" in rendered.html and "\x01" not in rendered.html
+    assert [(p.path, p.hint) for p in problems] == [("bad.md", "fix or remove the article")]
+    assert problems[0].message.startswith("cannot be rendered into the digest: ")
+    assert render_digest(digest, settings, settings.paths.templates) == rendered
+    alone = Digest("2026-10-01", digest.created, (bad,))
+    assert render_digest_checked(alone, settings, settings.paths.templates)[0] is None
+    with pytest.raises(OutputError, match="none of its 1 articles can be rendered"):
+        render_digest(alone, settings, settings.paths.templates)
+
+
+def test_a_broken_site_template_is_not_blamed_on_an_article(tmp_path: Path) -> None:
+    settings = load_settings(None, tmp_path)
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "digest.txt.j2").write_text("{{ no_such_thing }}\n", encoding="utf-8")
+    digest = Digest("2026-10-01", datetime(2026, 10, 1, 8, tzinfo=UTC), (digest_article("good", "Good"),))
+    with pytest.raises(TemplateProblem, match="no_such_thing"):
+        render_digest_checked(digest, settings, templates)
+
+
+PAGES = {"unsubscribe.html.j2": {"token": "x.y"}, "unsubscribed.html.j2": {}, "confirm.html.j2": {"already": False},
+         "subscribed.html.j2": {"address": "reader@example.com", "hours": 1}}
+
+
+def test_a_site_title_starting_with_the_reads_well() -> None:
+    settings = load_settings(REPO / "publisher.toml", REPO)
+    assert settings.site.title.startswith("The ")
+    texts = [render(settings.paths.templates, name, site=settings.site, feeds=[], **context)
+             for name, context in PAGES.items()]
+    texts += [(GOLDEN / name).read_text(encoding="utf-8") for name in ("digest.html", "digest.txt")]
+    assert "the digest from The Publisher Example" in texts[0]
+    assert not [t for t in texts if re.search(r"\bthe\s+(<[^>]*>\s*)*the\b", t, re.IGNORECASE)]

@@ -1,15 +1,34 @@
-"""Render: articles -> bytes. Feed formats are rows of one table (name, file, media type, renderer)."""
+"""Render: articles -> bytes. Feed formats are rows of one table (name, file, media type, renderer).
+
+One article never stops the feeds: when the set fails to render, each article is rendered alone, the
+ones that fail are reported as Problems and the feeds are rendered without them (`isolate`).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
+from urllib.parse import quote
 
 from publisher.config import SiteSettings
-from publisher.models import Article
+from publisher.errors import OutputError, PublisherError
+from publisher.models import Article, Problem
 
+log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+URI_SAFE = "!#$%&'()*+,/:;=?@[]~"  # RFC 3986 reserved characters, '%' and '~' (unreserved ones stay anyway)
+FIX = "fix or remove the article"
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def uri(value: str) -> str:
+    """An IRI (or a sloppy URL) as a URI: characters that may not appear in a URI are percent-encoded as
+    UTF-8 (RFC 3987 section 3.1); a valid URI is returned unchanged."""
+    return quote(value, safe=URI_SAFE)
 
 
 @dataclass(frozen=True)
@@ -57,8 +76,63 @@ def feed_names(names: Sequence[str]) -> list[str]:
     return [FILENAMES[name] for name in names]
 
 
-def render_feeds(site: SiteSettings, articles: Sequence[Article], names: Sequence[str]) -> dict[str, bytes]:
-    """filename -> bytes for each configured format."""
+def isolate(items: Sequence[T], make: Callable[[Sequence[T]], R], source: Callable[[T], str],
+            what: str) -> tuple[R, list[Problem], list[T]]:
+    """make(items), or, when that raises, make() of the items that render alone: (result, one Problem per
+    item left out, the items kept). A failure that is no one item's (the empty set fails too: settings
+    or templates) is raised as it came, or as an OutputError when it is not a PublisherError."""
+    try:
+        return make(items), [], list(items)
+    except Exception as first:  # any error: the culprit is searched for below, and reported
+        log.info("%s failed for the whole set (%s); rendering each article alone", what, first)
+        if _error(make, []) is not None:
+            if isinstance(first, PublisherError):
+                raise
+            raise OutputError(f"{what}: cannot be rendered: {first}",
+                              "check the site settings and templates") from first
+    kept, problems = [], []
+    for item in items:
+        error = _error(make, [item])
+        if error is None:
+            kept.append(item)
+        else:
+            text = error.message if isinstance(error, PublisherError) else f"{type(error).__name__}: {error}"
+            text = (text.splitlines() or [""])[0]
+            problems.append(Problem(source(item), f"cannot be rendered into {what}: {text}", FIX))
+    try:
+        return make(kept), problems, kept
+    except Exception as e:  # several articles that fail only together
+        raise OutputError(f"{what}: cannot be rendered: {e}", "run with -v and report the articles named") from e
+
+
+def _error(make: Callable[[Sequence[T]], object], items: Sequence[T]) -> Exception | None:
+    """The exception make(items) raises, or None."""
+    try:
+        make(items)
+    except Exception as e:
+        return e
+    return None
+
+
+def render_feeds_checked(site: SiteSettings, articles: Sequence[Article],
+                         names: Sequence[str]) -> tuple[dict[str, bytes], list[Problem]]:
+    """filename -> bytes for each configured format, and a Problem for each article left out because
+    it could not be rendered (the others are still published)."""
     formats = [f for f in feed_formats() if f.name in names]
-    context = FeedContext(site, articles, {f.name: site.url + f.filename for f in feed_formats()})
-    return {f.filename: f.render(context) for f in formats}
+    urls = {f.name: site.url + f.filename for f in feed_formats()}
+
+    def make(chosen: Sequence[Article]) -> dict[str, bytes]:
+        context = FeedContext(site, chosen, urls)
+        return {f.filename: f.render(context) for f in formats}
+
+    files, problems, _ = isolate(articles, make, lambda a: a.entry.source, "the feeds")
+    return files, problems
+
+
+def render_feeds(site: SiteSettings, articles: Sequence[Article], names: Sequence[str]) -> dict[str, bytes]:
+    """filename -> bytes for each configured format; articles that cannot be rendered are left out with
+    a logged warning (render_feeds_checked returns them as Problems)."""
+    files, problems = render_feeds_checked(site, articles, names)
+    for problem in problems:
+        log.warning("%s", problem)
+    return files

@@ -8,17 +8,22 @@ fit and ends with "N more articles on the web".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from mjml import mjml2html
 
 from publisher.config import Settings
-from publisher.models import Article, Digest, RenderedDigest
+from publisher.errors import OutputError
+from publisher.models import Article, Digest, Problem, RenderedDigest
+from publisher.render import isolate, uri
 from publisher.render.plaintext import html_to_text, wrap
 from publisher.render.templates import TemplateProblem, render
 
+log = logging.getLogger(__name__)
 UNSUBSCRIBE = "https://unsubscribe.invalid/__UNSUBSCRIBE__"
 
 
@@ -41,7 +46,8 @@ def _item(article: Article, settings: Settings, related: int, full_text: bool) -
     text = html_to_text(article.html) if full_text else entry.summary
     return {
         "title": entry.title, "url": article.url, "summary": entry.summary, "html": article.html,
-        "text": text, "image": entry.image, "reading": f"{entry.reading_minutes} min read",
+        "text": text, "image": uri(entry.image) if entry.image else None,
+        "reading": f"{entry.reading_minutes} min read",
         "date": article.identity.published.astimezone(settings.site.tz).strftime("%-d %B %Y"),
         "related": article.related[:related],
     }
@@ -98,11 +104,33 @@ def _fit(digest: Digest, settings: Settings, templates: Path) -> tuple[Layout, s
     return best
 
 
-def render_digest(digest: Digest, settings: Settings, templates: Path) -> RenderedDigest:
-    """Render the digest once: HTML (size-guarded) and the matching plain text."""
+def _render(digest: Digest, settings: Settings, templates: Path) -> RenderedDigest:
     layout, html = _fit(digest, settings, templates)
     text = wrap(render(templates, "digest.txt.j2", **_context(digest, settings, layout)))
+    text.encode("utf-8")  # raises here, for the article at fault, if a lone surrogate got through
     return RenderedDigest(digest, html, text, layout.shown)
+
+
+def render_digest_checked(digest: Digest, settings: Settings,
+                          templates: Path) -> tuple[RenderedDigest | None, list[Problem]]:
+    """Render the digest once: HTML (size-guarded) and the matching plain text. An article that makes it
+    fail is left out and reported (its Problem); None when no article is left to send."""
+    def make(articles: Sequence[Article]) -> RenderedDigest:
+        return _render(replace(digest, articles=tuple(articles)), settings, templates)
+
+    rendered, problems, kept = isolate(digest.articles, make, lambda a: a.entry.source, "the digest")
+    return (rendered if kept else None), problems
+
+
+def render_digest(digest: Digest, settings: Settings, templates: Path) -> RenderedDigest:
+    """render_digest_checked with the articles left out logged as warnings; raises when none is left."""
+    rendered, problems = render_digest_checked(digest, settings, templates)
+    for problem in problems:
+        log.warning("%s", problem)
+    if rendered is None:
+        raise OutputError(f"digest {digest.id}: none of its {len(digest.articles)} articles can be rendered",
+                          "fix or remove the articles named above")
+    return rendered
 
 
 def for_reader(rendered: RenderedDigest, unsubscribe_url: str) -> tuple[str, str]:
