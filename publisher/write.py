@@ -1,13 +1,28 @@
-"""Atomic, deterministic writes inside the output folder only."""
+"""Atomic, deterministic writes inside the output folder only.
+
+One file: a temporary file beside it (written, fsynced), then a rename (`write_atomic`). A set of
+files (`write_outputs`): every temporary file is written and fsynced first, then each changed file is
+renamed into place, a hard link to its old version kept aside; if any step fails, the files already
+replaced get their old version back, so the set on disk is the old set, and OutputError names the
+file. Temporary files are dot-files (`.NAME.XXXX.tmp`, backups `.NAME.XXXX.old`): never output, and
+removed by the next write of NAME if a killed run left them.
+"""
 
 from __future__ import annotations
 
+import glob
+import logging
 import os
+import secrets
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from publisher.errors import OutputError
+
+log = logging.getLogger(__name__)
+HINT = "make it writable (permissions, chattr -i) or move away what is in its place, then run again"
 
 
 def safe_join(root: Path, name: str) -> Path:
@@ -23,39 +38,159 @@ def safe_join(root: Path, name: str) -> Path:
     return target
 
 
-def write_atomic(path: Path, data: bytes) -> bool:
-    """Write `data` to `path` through a temporary file and a rename. False when the bytes are already there."""
+def _same(path: Path, data: bytes) -> bool:
+    """Whether `path` already holds exactly `data` (a folder or an unreadable file in its place does not)."""
     try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
+        return path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _temp(path: Path, data: bytes) -> Path:
+    """`data` in a new temporary file beside `path`, on disk (fsync) before this returns."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(name, 0o644)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the renames in `folder` durable (fsync of the directory)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:  # some file systems refuse fsync on a directory: the rename is done anyway
+        log.debug("fsync of %s: %s", folder, e)
+
+
+def write_atomic(path: Path, data: bytes) -> bool:
+    """Write `data` to `path` through a temporary file and a rename. False when the bytes are already there."""
+    if _same(path, data):
+        return False
+    tmp = _temp(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
     return True
 
 
+@dataclass
+class _Swap:
+    """One file of a set being replaced: its new bytes wait in `temp`; `backup` links its old version."""
+
+    name: str
+    path: Path
+    temp: Path
+    backup: Path | None = None
+    replaced: bool = False
+
+
+def _clear_stale(path: Path) -> None:
+    """Remove the temporary files a killed earlier write of `path` left beside it."""
+    pattern = f".{glob.escape(path.name)}.*"
+    for stale in path.parent.glob(pattern) if path.parent.is_dir() else ():
+        if stale.name.endswith((".tmp", ".old")) and stale.is_file():
+            stale.unlink(missing_ok=True)
+
+
+def _backup(path: Path) -> Path | None:
+    """A second name for the file now at `path` (a hard link, else a copy), or None when there is none."""
+    if not path.is_file():
+        return None
+    backup = path.with_name(f".{path.name}.{secrets.token_hex(6)}.old")
+    try:
+        os.link(path, backup)
+    except OSError:  # no hard links on this file system: a copy of the old bytes
+        return _temp(path, path.read_bytes()).rename(backup)
+    return backup
+
+
+def _stage(root: Path, names: Sequence[str], targets: Mapping[str, Path], files: Mapping[str, bytes]) -> list[_Swap]:
+    """Every new file written to a temporary file (fsynced); on failure the temporary files are removed."""
+    swaps: list[_Swap] = []
+    for name in names:
+        try:
+            _clear_stale(targets[name])
+            swaps.append(_Swap(name, targets[name], _temp(targets[name], files[name])))
+        except OSError as e:
+            _discard(swaps)
+            raise OutputError(f"{root / name}: cannot write: {e.strerror or e}; no file was replaced",
+                              "check the output folder's permissions and free space") from e
+        except BaseException:  # interrupted (Ctrl-C): no debris
+            _discard(swaps)
+            raise
+    return swaps
+
+
+def _commit(root: Path, swaps: Sequence[_Swap]) -> None:
+    """Rename every temporary file into place; on failure put the old files back and raise OutputError."""
+    for swap in swaps:
+        try:
+            swap.backup = _backup(swap.path)
+            os.replace(swap.temp, swap.path)
+            swap.replaced = True
+        except OSError as e:
+            left = _rollback(swaps)
+            done = f"could not restore {', '.join(left)}" if left else "every file keeps its old version"
+            raise OutputError(f"{root / swap.name}: cannot replace it: {e.strerror or e}; {done}", HINT) from e
+        except BaseException:  # interrupted (Ctrl-C): the old set back, then stop
+            _rollback(swaps)
+            raise
+    for folder in sorted({swap.path.parent for swap in swaps}):
+        _sync_folder(folder)
+    _discard(swaps)
+
+
+def _rollback(swaps: Sequence[_Swap]) -> list[str]:
+    """Give each replaced file its old version back (or remove it if it is new); the names that failed."""
+    failed: list[str] = []
+    for swap in swaps:
+        try:
+            if swap.replaced and swap.backup is not None:
+                os.replace(swap.backup, swap.path)
+            elif swap.replaced:
+                swap.path.unlink()
+        except OSError as e:
+            log.error("%s: cannot restore the old version: %s", swap.path, e)
+            failed.append(swap.name)
+    _discard(swaps)
+    return failed
+
+
+def _discard(swaps: Sequence[_Swap]) -> None:
+    """Remove the temporary files and backups that are still there."""
+    for swap in swaps:
+        for leftover in (swap.temp, swap.backup):
+            if leftover is not None:
+                leftover.unlink(missing_ok=True)
+
+
 def write_outputs(root: Path, files: Mapping[str, bytes]) -> tuple[list[str], list[str]]:
-    """Write each name -> bytes under root; return (written, unchanged) names."""
-    written: list[str] = []
-    unchanged: list[str] = []
+    """Write each name -> bytes under root, all together or none (see the module's text); files that
+    already hold their bytes are not touched. Returns (written, unchanged) names."""
+    targets = {name: safe_join(root, name) for name in sorted(files)}  # every name checked before any write
+    written = [name for name, path in targets.items() if not _same(path, files[name])]
+    unchanged = sorted(set(targets) - set(written))
     try:
         root.mkdir(parents=True, exist_ok=True)
-        for name in sorted(files):
-            (written if write_atomic(safe_join(root, name), files[name]) else unchanged).append(name)
     except OSError as e:
-        raise OutputError(f"{e.filename or root}: cannot write: {e.strerror}",
-                          "check the output folder's permissions and free space") from e
+        raise OutputError(f"{root}: cannot create the output folder: {e.strerror or e}",
+                          "check its parent's permissions, or set [paths] output") from e
+    _commit(root, _stage(root, written, targets, files))
     return written, unchanged
 
 
