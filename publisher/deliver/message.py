@@ -5,41 +5,108 @@ those bytes with the To header, Message-ID and unsubscribe URL put in (the piece
 breaks, so the result is plain, valid quoted-printable).
 
 multipart/alternative (text/plain first, then text/html), UTF-8, with Date, Message-ID, List-Id,
-List-Unsubscribe (an https URL and a mailto) and List-Unsubscribe-Post. Every header value from
-articles, settings or names is put on one line and RFC 2047-encoded, so nothing can add a header.
+List-Unsubscribe (an https URL and a mailto) and List-Unsubscribe-Post.
+
+The bodies are quoted-printable of their UTF-8 bytes, encoded the way the standard library's
+`email.charset.Charset.body_encode` does it (the bytes as Latin-1 code points through
+`email.quoprimime.body_encode`), with lines of at most 75 characters so that the soft break that
+joins a piece to the reader's URL keeps every line within RFC 2045's 76. Every header value from
+articles, settings or names is put on one line first (control characters, CR, LF, U+2028... become
+spaces), then folded by `email.header.Header` (RFC 2047 words where it is not plain ASCII), so no line
+exceeds 78 characters but for one unbreakable address, and nothing can add a header. A reader whose
+address has a non-ASCII local part (SMTPUTF8) gets it as UTF-8 in the To header (RFC 6532).
 """
 
 from __future__ import annotations
 
 import hashlib
 import html as htmllib
+import re
 from datetime import datetime
+from email.charset import Charset
 from email.header import Header
 from email.quoprimime import body_encode
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, parseaddr
 
 from publisher.config import Settings
-from publisher.deliver.tokens import list_id
+from publisher.deliver.tokens import ascii_domain, list_id
 from publisher.models import RenderedDigest
 from publisher.render.digest import UNSUBSCRIBE
 
 CRLF = "\r\n"
 SOFT_BREAK = "=" + CRLF
+QP_LINE = 75  # RFC 2045 allows 76 per encoded line; one is kept for the soft break between pieces
+FOLD = 78  # RFC 5322 section 2.1.1: lines SHOULD be at most 78 characters
+LONGEST_WORD = 60  # an ASCII value with a longer word cannot be folded at spaces: it is encoded instead
+UTF8 = Charset("utf-8")
+SPECIALS = re.compile(r'[][\\()<>@,:;".]')  # as email.utils.specialsre
 
 
 def one_line(value: str) -> str:
-    """A header value on one line: CR, LF and other control characters become spaces."""
+    """A header value on one line: CR, LF and other control characters (U+2028, U+0085, lone
+    surrogates...) become spaces, runs of spaces one."""
     return " ".join("".join(c if c.isprintable() else " " for c in value).split())
 
 
-def _header(name: str, value: str) -> str:
-    """`Name: value` folded and RFC 2047-encoded when it is not plain ASCII."""
-    encoded = Header(one_line(value), "utf-8", header_name=name).encode(linesep=CRLF)
-    return f"{name}: {encoded}{CRLF}"
+def quoted_printable(text: str) -> str:
+    """Quoted-printable of the UTF-8 bytes of `text`, CRLF line ends, at most QP_LINE characters a line."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    octets = text.encode("utf-8", errors="replace").decode("latin-1")  # as email.charset.Charset.body_encode
+    return body_encode(octets, maxlinelen=QP_LINE, eol=CRLF)
 
 
-def _address(name: str, address: str) -> str:
-    return formataddr((one_line(name), one_line(address)), charset="utf-8")
+def _plain_ascii(text: str) -> bool:
+    """Text that can go in a header as it is and still be folded at its spaces."""
+    return text.isascii() and "=?" not in text and all(len(word) <= LONGEST_WORD for word in text.split(" "))
+
+
+def header_line(name: str, value: str) -> str:
+    """`Name: value` CRLF, on one logical line, folded; RFC 2047 words where it is not plain ASCII."""
+    text = one_line(value)
+    charset = "us-ascii" if _plain_ascii(text) else "utf-8"
+    folded = Header(text, charset, header_name=name).encode(splitchars=" ", linesep=CRLF)  # at spaces only
+    return f"{name}: {folded}{CRLF}"
+
+
+def sendable(address: str) -> str:
+    """The address with its domain in IDNA (ASCII) form; the local part as it is (ASCII, or UTF-8 for
+    SMTPUTF8). An address already in that form, or whose domain is no valid IDN, comes back as it is."""
+    address = one_line(address)
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    return f"{local}@{ascii_domain(domain)}"
+
+
+def _phrase(display: str) -> str:
+    """A display name as `email.utils.formataddr` writes it: quoted when it holds specials, one RFC 2047
+    word when it is not ASCII."""
+    if not display.isascii():
+        return UTF8.header_encode(display)
+    if not SPECIALS.search(display):
+        return display
+    escaped = display.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _named(name: str, display: str, angle: str) -> str:
+    """`Name: display <...>` CRLF: on one line when it fits in 78 characters, else the display name as
+    folded RFC 2047 words and the angle part on a line of its own."""
+    if not display:
+        return f"{name}: {angle}{CRLF}"
+    if angle.isascii() and "=?" not in display:
+        line = f"{name}: {_phrase(display)} {angle}"
+        if len(line) <= FOLD:
+            return line + CRLF
+    words = Header(display, "utf-8", header_name=name).encode(linesep=CRLF)
+    return f"{name}: {words}{CRLF} {angle}{CRLF}"
+
+
+def mailbox_line(name: str, display: str, address: str) -> str:
+    """`Name: display <address>` CRLF, folded (see `_named`); an address cannot be broken, but it is at
+    most 254 octets, so no line comes near 998."""
+    display, address = one_line(display), sendable(address)
+    return _named(name, display, f"<{address}>") if display else f"{name}: {address}{CRLF}"
 
 
 def subject_line(rendered: RenderedDigest, settings: Settings) -> str:
@@ -50,32 +117,34 @@ def subject_line(rendered: RenderedDigest, settings: Settings) -> str:
     return one_line(text)
 
 
-def _qp_pieces(text: str) -> list[str]:
-    """Quoted-printable of the text, in pieces split where the unsubscribe URL goes."""
-    return [body_encode(piece.replace("\r\n", "\n"), maxlinelen=76, eol=CRLF) for piece in text.split(UNSUBSCRIBE)]
+def _qp_pieces(text: str) -> list[bytes]:
+    """Quoted-printable of the text (ASCII bytes), in pieces split where the unsubscribe URL goes."""
+    return [quoted_printable(piece).encode("ascii") for piece in text.split(UNSUBSCRIBE)]
 
 
 class MessageTemplate:
     """A digest's message, built once; `render` makes one reader's bytes."""
 
     def __init__(self, settings: Settings, digest_id: str, subject: str, html: str, text: str, now: datetime) -> None:
-        self.host = list_id(settings.site.url).removeprefix("digest.")
+        identifier = list_id(settings.site.url)
+        self.host = identifier.removeprefix("digest.")
         self.digest_id = digest_id
-        self.sender = parseaddr(one_line(settings.email.sender))[1]
-        boundary = "=_publisher_" + hashlib.sha256(f"{digest_id}\n{html}\n{text}".encode()).hexdigest()[:24]
-        headers = [_header("Subject", subject), f"From: {_address(*parseaddr(settings.email.sender))}{CRLF}"]
+        self.sender = sendable(parseaddr(one_line(settings.email.sender))[1])
+        boundary = "=_publisher_" + hashlib.sha256(f"{digest_id}\n{html}\n{text}".encode(errors="replace")
+                                                   ).hexdigest()[:24]
+        headers = [header_line("Subject", subject), mailbox_line("From", *parseaddr(settings.email.sender))]
         if settings.email.reply_to:
-            headers.append(f"Reply-To: {_address(*parseaddr(settings.email.reply_to))}{CRLF}")
-        headers += [f"Date: {format_datetime(now)}{CRLF}", _header("List-Id", f"{settings.site.title} "
-                                                                             f"<{list_id(settings.site.url)}>")]
-        self.head = "".join(headers)
+            headers.append(mailbox_line("Reply-To", *parseaddr(settings.email.reply_to)))
+        headers += [f"Date: {format_datetime(now)}{CRLF}",
+                    _named("List-Id", one_line(settings.site.title), f"<{identifier}>")]
+        self.head = "".join(headers).encode("utf-8")
         self.mime = (f"List-Unsubscribe-Post: List-Unsubscribe=One-Click{CRLF}MIME-Version: 1.0{CRLF}"
-                     f'Content-Type: multipart/alternative; boundary="{boundary}"{CRLF}{CRLF}')
+                     f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"{CRLF}{CRLF}').encode("ascii")
         part = "--{b}" + CRLF + 'Content-Type: text/{kind}; charset="utf-8"' + CRLF + \
             "Content-Transfer-Encoding: quoted-printable" + CRLF + CRLF
-        self.text_head = part.format(b=boundary, kind="plain")
-        self.html_head = CRLF + part.format(b=boundary, kind="html")
-        self.tail = f"{CRLF}--{boundary}--{CRLF}"
+        self.text_head = part.format(b=boundary, kind="plain").encode("ascii")
+        self.html_head = (CRLF + part.format(b=boundary, kind="html")).encode("ascii")
+        self.tail = f"{CRLF}--{boundary}--{CRLF}".encode("ascii")
         self.text_pieces = _qp_pieces(text)
         self.html_pieces = _qp_pieces(html)
 
@@ -84,16 +153,17 @@ class MessageTemplate:
         return f"<{self.digest_id}.{subscriber_id}@{self.host}>"
 
     @staticmethod
-    def _fill(pieces: list[str], url: str) -> str:
-        encoded_url = body_encode(url, maxlinelen=76, eol=CRLF)
-        return (SOFT_BREAK + encoded_url + SOFT_BREAK).join(pieces)
+    def _fill(pieces: list[bytes], url: str) -> bytes:
+        return (SOFT_BREAK + quoted_printable(url) + SOFT_BREAK).encode("ascii").join(pieces)
 
     def render(self, *, subscriber_id: str, name: str, address: str, unsubscribe_url: str) -> bytes:
-        """One reader's message, CRLF line ends."""
+        """One reader's message, CRLF line ends. The headers are ASCII unless the address has a non-ASCII
+        local part (then it is UTF-8, to be sent with SMTPUTF8). The parts built once are bytes already:
+        a reader costs their own headers and the two encoded URLs, joined."""
         host = self.host
-        per_reader = (f"To: {_address(name, address)}{CRLF}Message-ID: {self.message_id(subscriber_id)}{CRLF}"
+        per_reader = (f"{mailbox_line('To', name, address)}Message-ID: {self.message_id(subscriber_id)}{CRLF}"
                       f"List-Unsubscribe: <{one_line(unsubscribe_url)}>,{CRLF} "
                       f"<mailto:unsubscribe@{host}?subject=unsubscribe%20{subscriber_id}>{CRLF}")
-        body = (self.text_head + self._fill(self.text_pieces, unsubscribe_url) + self.html_head
-                + self._fill(self.html_pieces, htmllib.escape(unsubscribe_url)) + self.tail)
-        return (self.head + per_reader + self.mime + body).encode("utf-8")
+        return b"".join((self.head, per_reader.encode("utf-8", errors="replace"), self.mime, self.text_head,
+                         self._fill(self.text_pieces, unsubscribe_url), self.html_head,
+                         self._fill(self.html_pieces, htmllib.escape(unsubscribe_url)), self.tail))

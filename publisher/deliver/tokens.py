@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import os
 import secrets
+from urllib.parse import urlsplit
 
 from publisher.config import Settings
 from publisher.store import Store
@@ -49,10 +51,35 @@ def verify_token(key: bytes, list_id: str, token: str) -> str | None:
     return subscriber_id if hmac.compare_digest(expected, signature) else None
 
 
+def ascii_domain(domain: str) -> str:
+    """The IDNA (punycode) form of a domain name (UTS 46 mapping, as email-validator does); the name
+    as it is when it is ASCII already or no valid IDN."""
+    if domain.isascii():
+        return domain
+    import idna  # a dependency of email-validator; only for non-ASCII names
+
+    try:
+        return str(idna.encode(domain, uts46=True).decode("ascii"))
+    except idna.IDNAError:
+        return domain
+
+
 def list_id(site_url: str) -> str:
-    """The List-Id of the digest: digest.<host of site.url>."""
-    host = site_url.split("://", 1)[-1].split("/", 1)[0].split(":")[0]
-    return f"digest.{host}"
+    """The List-Id of the digest (RFC 2919, a dot-atom): digest.<host of site.url>, the host in IDNA
+    form; an IPv6 host, which has no dot-atom form, becomes digest.ip6-<its 8 groups>.localhost (the
+    namespace RFC 2919 keeps for lists without a domain). The host of an unparseable URL is localhost."""
+    try:
+        host = urlsplit(site_url).hostname or "localhost"
+    except ValueError:
+        host = "localhost"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"digest.{ascii_domain(host)}"
+    if address.version == 4:
+        return f"digest.{address}"
+    plain = ipaddress.IPv6Address(int(address))  # without a zone id
+    return f"digest.ip6-{plain.exploded.replace(':', '-')}.localhost"
 
 
 def unsubscribe_url(site_url: str, token: str) -> str:

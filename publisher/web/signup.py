@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 
 from publisher.config import Settings
 from publisher.deliver.dkim import signer
-from publisher.deliver.message import one_line
+from publisher.deliver.message import CRLF, header_line, mailbox_line, one_line, sendable
 from publisher.deliver.send import open_transport
 from publisher.deliver.subscribers import Subscriber
 from publisher.deliver.tokens import list_id
@@ -42,30 +41,31 @@ def confirmation_link(settings: Settings, key: bytes, subscriber_id: str, now: d
 
 def confirmation_message(settings: Settings, subscriber: Subscriber, link: str, expires: datetime,
                          now: datetime) -> Outgoing:
-    """The confirmation email: plain text from the confirm-email.txt.j2 template, UTF-8."""
+    """The confirmation email: plain text from the confirm-email.txt.j2 template, UTF-8 quoted-printable.
+    The headers are written and folded as the digest's (deliver/message.py): the standard library's
+    policy cannot fold a long unbroken name under 998 octets, nor take a UTF-8 local part."""
     site = settings.site
     local = expires.astimezone(site.tz)
     text = render(settings.paths.templates, EMAIL_TEMPLATE, site=site, link=link, address=subscriber.address,
                   hours=round((expires - now) / timedelta(hours=1)),
                   expires=local.strftime("%-d %B %Y, %H:%M ") + (local.tzname() or ""))
-    message = EmailMessage(policy=SMTP)
-    message["Subject"] = one_line(f"Confirm your subscription to {site.title}")
-    message["From"] = one_line(settings.email.sender)
-    if settings.email.reply_to:
-        message["Reply-To"] = one_line(settings.email.reply_to)
-    local_part, _, domain = subscriber.address.rpartition("@")
-    message["To"] = Address(one_line(subscriber.name), local_part, domain)
-    message["Date"] = format_datetime(now.astimezone(UTC))
+    address = sendable(subscriber.address)
     host = list_id(site.url).removeprefix("digest.")
-    message["Message-ID"] = f"<confirm.{subscriber.id}.{int(now.timestamp())}@{host}>"
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(text, charset="utf-8", cte="quoted-printable")
-    data = message.as_bytes()
+    head = [header_line("Subject", f"Confirm your subscription to {site.title}"),
+            mailbox_line("From", *parseaddr(settings.email.sender))]
+    if settings.email.reply_to:
+        head.append(mailbox_line("Reply-To", *parseaddr(settings.email.reply_to)))
+    head += [mailbox_line("To", subscriber.name, address), f"Date: {format_datetime(now.astimezone(UTC))}{CRLF}",
+             f"Message-ID: <confirm.{subscriber.id}.{int(now.timestamp())}@{host}>{CRLF}",
+             f"Auto-Submitted: auto-generated{CRLF}"]
+    body = EmailMessage(policy=SMTP)  # MIME-Version, Content-Type, the encoded text
+    body.set_content(text, charset="utf-8", cte="quoted-printable")
+    data = "".join(head).encode("utf-8") + body.as_bytes()
     sign = signer(settings.email.dkim)
     if sign:
         data = sign(data)
-    sender = parseaddr(one_line(settings.email.sender))[1]
-    return Outgoing(OUTBOX_FOLDER, subscriber.id, sender, subscriber.address, data)
+    sender = sendable(parseaddr(one_line(settings.email.sender))[1])
+    return Outgoing(OUTBOX_FOLDER, subscriber.id, sender, address, data)
 
 
 def send_confirmation(settings: Settings, subscriber: Subscriber, link: str, expires: datetime,
