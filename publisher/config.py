@@ -9,11 +9,14 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import getaddresses
+from email.utils import quote as quote_phrase
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from publisher.cron import (
@@ -39,10 +42,70 @@ class Field:
 
 
 def _url(value: str) -> str | None:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as e:  # e.g. "Invalid IPv6 URL"
+        return f"is not a valid URL ({e})"
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return "must be an absolute http(s) URL such as https://example.com/"
     return None
+
+
+HOST = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?")
+URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")  # RFC 3986: unreserved, reserved and '%'
+MAX_URL = 800  # octets: the unsubscribe link built on it must fit in one header line (998)
+
+
+def _ascii_hint(value: str) -> str:
+    """The URL with its host in IDNA form and the rest percent-encoded, for the error's suggestion."""
+    import idna
+
+    parts = urlsplit(value)
+    try:
+        host = idna.encode(parts.hostname or "", uts46=True).decode("ascii")
+    except idna.IDNAError:
+        return "use an ASCII URL"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    safe = "/:@!$&'()*+,;=%"
+    return f"use {urlunsplit((parts.scheme, netloc, quote(parts.path, safe), quote(parts.query, safe), ''))!r}"
+
+
+def _site_url(value: str) -> str | None:
+    """site.url ends up in headers (List-Unsubscribe, List-Id, Message-ID): an ASCII URI, a valid host."""
+    if problem := _url(value):
+        return problem
+    if not value.isascii() and value.isprintable() and " " not in value:
+        return f"must be ASCII (a URI, not an IRI): {_ascii_hint(value)}"
+    if not URL_CHARS.fullmatch(value):
+        bad = next(c for c in value if not URL_CHARS.fullmatch(c))
+        return f"holds {bad!r}, which a URL may not (percent-encode it, or remove it)"
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number in 0-65535
+    except ValueError:
+        return "has an invalid port"
+    host = parts.hostname or ""
+    if "[" in parts.netloc:
+        return None if _ipv6(host) else f"has an invalid IPv6 host {host!r}"
+    if not HOST.fullmatch(host) or len(host) > 253:
+        return f"has an invalid host {host!r} (letters, digits, '-' and '.' only)"
+    return None if len(value) <= MAX_URL else f"is longer than {MAX_URL} characters"
+
+
+def _ipv6(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
+
+
+def _header_text(value: str) -> str | None:
+    """A value that ends up in an email header: no CR, LF, tab, U+2028, U+2029, U+0085 or other control
+    character (each would break the header or add one)."""
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp")), None)
+    return None if bad is None else f"holds the control character {bad!r}; email headers cannot carry it"
 
 
 def _timezone(value: str) -> str | None:
@@ -74,14 +137,28 @@ def _formats(value: list[Any]) -> str | None:
 
 
 def _address(value: str) -> str | None:
+    """One mailbox ('Name <local@domain>' or 'local@domain') with an ASCII local part (the domain may be
+    an IDN: it is sent in IDNA form), fit for the From and Reply-To headers."""
     if not value:
         return None
-    if "\r" in value or "\n" in value or not re.search(r"[^@\s<]+@[^@\s>]+", value):
-        return "must be an email address such as 'Example News <news@example.com>'"
+    if problem := _header_text(value):
+        return problem
+    example = "must be one email address such as 'Example News <news@example.com>'"
+    found = getaddresses([value])
+    if len(found) != 1 or not found[0][1] or "@" not in found[0][1]:
+        return example
+    from email_validator import EmailNotValidError, validate_email  # only when an address is set
+
+    try:
+        validate_email(found[0][1], check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as e:
+        return f"{example}: {e}"
     return None
 
 
 def _subject(value: str) -> str | None:
+    if problem := _header_text(value):
+        return problem
     try:
         value.format(site="", title="", count=0, date="")
     except (KeyError, IndexError, ValueError) as e:
@@ -114,8 +191,9 @@ def _urls(value: list[Any]) -> str | None:
 
 SCHEMA: dict[str, dict[str, Field]] = {
     "site": {
-        "title": Field(str, "My Publication", "the name readers see in their feed reader"),
-        "url": Field(str, "http://localhost:8080/", "public base URL of the site", _url),
+        "title": Field(str, "My Publication", "the name readers see in their feed reader", _header_text),
+        "url": Field(str, "http://localhost:8080/", "public base URL of the site (ASCII: an IDN host in its "
+                                                    "xn-- form)", _site_url),
         "description": Field(str, "Articles and newsletter", "one sentence about the site"),
         "language": Field(str, "en", "language tag of the articles", _language),
         "author": Field(str, "", "default author of articles that name none"),
@@ -161,6 +239,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_retries": Field(int, 3, "tries of a temporarily refused message in one run", _positive),
         "max_connection_failures": Field(int, 10, "consecutive connection failures that stop a run",
                                          _positive),
+        "smtputf8": Field(bool, False, "accept subscribers whose address has a non-ASCII local part "
+                                       "(jörg@example.org); set it only when your SMTP server offers SMTPUTF8"),
         "secret": Field(str, "", "unsubscribe token key; prefer the PUBLISHER_SECRET environment variable "
                                  "(empty: a random key kept in the state database)"),
     },
@@ -276,6 +356,7 @@ class EmailSettings:
     max_bounces: int
     max_retries: int
     max_connection_failures: int
+    smtputf8: bool
     secret: str = field(repr=False)  # never in a log or an error
     smtp: SmtpSettings
     dkim: DkimSettings
@@ -377,7 +458,8 @@ def _validate(raw: Mapping[str, Any], where: str, base: Path, source: Path | Non
 def _email(values: dict[str, dict[str, Any]], base: Path, title: str, url: str) -> EmailSettings:
     email = dict(values["email"])
     host = urlsplit(url).hostname or "localhost"
-    sender = email.pop("from") or f'"{title}" <noreply@{host}>'
+    host = f"[IPv6:{host}]" if ":" in host else host  # an address literal (RFC 5321)
+    sender = email.pop("from") or f'"{quote_phrase(title)}" <noreply@{host}>'
     dkim = dict(values["email.dkim"])
     dkim["private_key"] = (base / dkim["private_key"]).resolve() if dkim["private_key"] else None
     return EmailSettings(sender=sender, **{**email, "outbox": (base / email["outbox"]).resolve()},
