@@ -35,7 +35,7 @@ def _subscribers(config: Path | None, *, write: bool = True) -> Iterator[Subscri
     settings = _settings(config)
     try:
         with open_store(settings.paths.state, write=write) as store:
-            yield Subscribers(store.conn)
+            yield Subscribers(store.conn, smtputf8=settings.email.smtputf8)
     except PublisherError as e:
         _fail(e, e.exit_code)
 

