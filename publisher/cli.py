@@ -199,6 +199,8 @@ def _deliver(settings: Settings, clock: str | None) -> None:
     where = "outbox " + str(settings.email.outbox) if settings.email.transport == "outbox" else "SMTP"
     click.echo(f"delivery ({where}): {report.sent} sent, {report.failed} failed, {report.bounced} bounced, "
                f"{report.cancelled} cancelled; {time.perf_counter() - started:.2f} s")
+    for severity, line in report.problem_lines():
+        click.echo(f"{severity}: {line}", err=True)
     if report.stopped:
         click.echo("stopped by a signal after recording the last message; 'publisher send' goes on", err=True)
         sys.exit(130)

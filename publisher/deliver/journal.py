@@ -1,7 +1,14 @@
 """The delivery journal: one row per (digest, subscriber), so every digest reaches every subscriber
 exactly once. Rows are queued in the transaction that records the digest; a row becomes `sent` only
 after the transport accepted the message, and each change is committed at once (a crash loses at
-most the message in flight, which the next run sends again)."""
+most the message in flight, which the next run sends again).
+
+Statuses: `queued` (never tried) and `failed` (tried, not delivered: refused for now, unreachable
+server, or the message could not be built) are pending: every run tries them again. `expired` is
+a `failed` row given up for good after its maximum number of tries (the name Postfix gives mail
+that stayed queued too long); `sent`, `bounced` (refused for good, SMTP 5xx) and `cancelled` (the
+subscriber left) are final too. `error` keeps the last reason, `attempts` the tries so far.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +21,8 @@ import sqlalchemy as sa
 from publisher.store import Store, deliveries, digests, subscribers
 
 BATCH = 500
-STATUSES = ("queued", "sent", "failed", "bounced", "cancelled")
+STATUSES = ("queued", "sent", "failed", "expired", "bounced", "cancelled")
+PENDING = ("queued", "failed")  # the statuses a run tries (again)
 MARK = (deliveries.update()  # built once: a new statement per message costs more than the commit
         .where(deliveries.c.digest_id == sa.bindparam("d"), deliveries.c.subscriber_id == sa.bindparam("s"))
         .values(status=sa.bindparam("status"), attempts=sa.bindparam("attempts"),
@@ -29,6 +37,18 @@ class Pending:
     name: str
     status: str  # the subscriber's status now
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A row that is not delivered: `failed` (tried again) or `expired` (given up), with its last error."""
+
+    digest_id: str
+    subscriber_id: str
+    address: str
+    status: str
+    attempts: int
+    error: str
 
 
 def _iso(value: datetime) -> str:
@@ -53,7 +73,7 @@ class Journal:
 
     def unfinished(self) -> list[str]:
         """Digests with messages not yet sent, oldest first."""
-        query = (sa.select(deliveries.c.digest_id).where(deliveries.c.status.in_(("queued", "failed")))
+        query = (sa.select(deliveries.c.digest_id).where(deliveries.c.status.in_(PENDING))
                  .group_by(deliveries.c.digest_id).order_by(deliveries.c.digest_id))
         ids = list(self.conn.execute(query).scalars())
         created = dict(self.conn.execute(sa.select(digests.c.id, digests.c.created)).all())
@@ -61,7 +81,7 @@ class Journal:
 
     def pending_count(self) -> int:
         """Messages still to send, over every digest."""
-        query = sa.select(sa.func.count()).where(deliveries.c.status.in_(("queued", "failed")))
+        query = sa.select(sa.func.count()).where(deliveries.c.status.in_(PENDING))
         return int(self.conn.execute(query).scalar() or 0)
 
     def pending(self, digest_id: str) -> Iterator[Pending]:
@@ -71,7 +91,7 @@ class Journal:
             query = (sa.select(deliveries.c.subscriber_id, subscribers.c.address, subscribers.c.name,
                                subscribers.c.status, deliveries.c.attempts)
                      .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id, isouter=True)
-                     .where(deliveries.c.digest_id == digest_id, deliveries.c.status.in_(("queued", "failed")),
+                     .where(deliveries.c.digest_id == digest_id, deliveries.c.status.in_(PENDING),
                             deliveries.c.subscriber_id > after)
                      .order_by(deliveries.c.subscriber_id).limit(BATCH))
             rows = self.conn.execute(query).all()
@@ -82,12 +102,15 @@ class Journal:
             after = rows[-1][0]
 
     def mark(self, item: Pending, status: str, now: datetime, *, message_id: str | None = None,
-             error: str | None = None) -> None:
-        """Record the outcome and commit it at once."""
+             error: str | None = None, tried: bool = True, commit: bool = True) -> None:
+        """Record the outcome; `tried`: it counts as one more attempt (not when the server was unreachable).
+        Committed at once unless `commit` is false: then the caller commits it together with what goes with
+        it (a bounce and its count), with `store.checkpoint()`."""
         self.conn.execute(MARK, {"d": item.digest_id, "s": item.subscriber_id, "status": status,
-                                 "attempts": item.attempts + 1, "message_id": message_id, "error": error,
-                                 "changed": _iso(now)})
-        self.store.checkpoint()
+                                 "attempts": item.attempts + (1 if tried else 0), "message_id": message_id,
+                                 "error": error, "changed": _iso(now)})
+        if commit:
+            self.store.checkpoint()
 
     def status(self) -> list[tuple[str, dict[str, int]]]:
         """Per digest (oldest first): how many rows are in each status."""
@@ -97,3 +120,12 @@ class Journal:
         for digest_id, status, n in self.conn.execute(query):
             counts.setdefault(digest_id, dict.fromkeys(STATUSES, 0))[status] = n
         return sorted(counts.items())
+
+    def problems(self, limit: int = 20) -> list[Problem]:
+        """Up to `limit` rows not delivered (`failed`, `expired`) with their last error, by digest and subscriber."""
+        query = (sa.select(deliveries.c.digest_id, deliveries.c.subscriber_id, subscribers.c.address,
+                           deliveries.c.status, deliveries.c.attempts, deliveries.c.error)
+                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id, isouter=True)
+                 .where(deliveries.c.status.in_(("failed", "expired")))
+                 .order_by(deliveries.c.digest_id, deliveries.c.subscriber_id).limit(limit))
+        return [Problem(d, s, a or "", st, n, e or "") for d, s, a, st, n, e in self.conn.execute(query)]

@@ -1,19 +1,26 @@
 """Deliver recorded digests through a transport, exactly once per subscriber (see journal.py).
 
-Each run first finishes earlier digests whose delivery is unfinished, oldest first. SMTP 4xx: tried
-again with exponential backoff up to `email.max_retries`, then left `failed` for the next run. 5xx:
-the row is `bounced` and the subscriber's bounce count grows. Consecutive connection failures stop
-the run with a clear error after `email.max_connection_failures`; the journal stays intact. `stop()`
+Each run first finishes earlier digests whose delivery is unfinished, oldest first. One reader never
+stops the others: a message that cannot be built, or that the server refuses for that reader alone,
+marks that row and the queue moves on. SMTP 4xx: the row is `failed` and put aside; after the pass
+it is tried again once its backoff (doubled each time) has elapsed, up to `email.max_retries` tries
+in a run, and up to MAX_ATTEMPTS tries over all runs, after which it is `expired` (given up, with its
+last error). 5xx: the row is `bounced` and the subscriber's bounce count grows, in one transaction.
+Only connection failures count towards `email.max_connection_failures` (consecutive ones stop the
+run with a clear error; the journal stays intact), and they do not use up a row's attempts. `stop()`
 is asked before each message: a signal finishes the message in flight, records it, and stops.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -22,13 +29,17 @@ from publisher.deliver.dkim import signer
 from publisher.deliver.journal import Journal, Pending
 from publisher.deliver.message import MessageTemplate
 from publisher.deliver.tokens import list_id, make_token, signing_key, unsubscribe_url
-from publisher.deliver.transport import ConnectionFailure, Outgoing, PermanentFailure, TemporaryFailure, Transport
+from publisher.deliver.transport import ConnectionFailure, Outgoing, PermanentFailure, SendFailure, Transport
 from publisher.errors import PublisherError
 from publisher.store import Store
 
 log = logging.getLogger(__name__)
 PASSWORD_ENV = "PUBLISHER_SMTP_PASSWORD"
 BACKOFF = 1.0  # seconds before the first retry of a 4xx; doubled each time
+MAX_ATTEMPTS = 10  # tries of one message over all runs before it is `expired`
+REASON_LINES = 10  # distinct reasons a report lists; the rest are summed up in one line
+WAIT_SLICE = 0.5  # seconds: the longest sleep between two looks at stop() while waiting for a retry
+VERB = {"failed": "not sent", "expired": "not sent, given up after {n} tries", "bounced": "refused for good"}
 
 
 class Progress(Protocol):
@@ -43,12 +54,52 @@ class DeliveryStopped(PublisherError):
 
 @dataclass
 class DeliveryReport:
+    """What one run did. `failed`: messages not delivered in this run, of which `expired` are given up for
+    good (the others are tried again by the next run). `reasons`: (status, reason) -> messages, for the
+    failed, expired and bounced ones."""
+
     sent: int = 0
     failed: int = 0
     bounced: int = 0
     cancelled: int = 0
+    expired: int = 0
     digests: list[str] = field(default_factory=list)
     stopped: bool = False  # by a signal
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+    max_attempts: int = MAX_ATTEMPTS  # tries of one message over all runs, before it is `expired`
+
+    def problem_lines(self, limit: int = REASON_LINES) -> list[tuple[str, str]]:
+        """(severity, line) per distinct reason, most messages first; past `limit`, one line for the rest."""
+        reasons = self.reasons.most_common()
+        lines = [_problem_line(status, reason, n, self.max_attempts) for (status, reason), n in reasons[:limit]]
+        if len(reasons) > limit:
+            rest = sum(n for _, n in reasons[limit:])
+            lines.append(("error", f"{_messages(rest)} more not delivered for {len(reasons) - limit} other "
+                                   "reasons; 'publisher -v send' names each"))
+        return lines
+
+
+def _messages(n: int) -> str:
+    return f"{n} message" if n == 1 else f"{n} messages"
+
+
+def _problem_line(status: str, reason: str, n: int, max_attempts: int) -> tuple[str, str]:
+    if status == "bounced":
+        return "warning", f"{_messages(n)} refused for good (bounced): {reason}"
+    if status == "expired":
+        return "error", f"{_messages(n)} not sent and given up after {max_attempts} tries: {reason}"
+    return "error", f"{_messages(n)} not sent: {reason}; 'publisher send' tries again"
+
+
+@dataclass(order=True)
+class _Deferred:
+    """A row refused for now, to try again at `due` (monotonic seconds) after the pass."""
+
+    due: float
+    order: int
+    template: MessageTemplate = field(compare=False)
+    item: Pending = field(compare=False)
+    tries: int = field(compare=False)  # in this run
 
 
 def open_transport(settings: Settings) -> Transport:
@@ -62,21 +113,21 @@ def open_transport(settings: Settings) -> Transport:
     return OutboxTransport(settings.email.outbox)
 
 
-def _attempt(transport: Transport, message: Outgoing, retries: int, sleep: Callable[[float], None],
-             backoff: float) -> tuple[str, str | None]:
-    """Send with retries on 4xx: ("sent" | "failed" | "bounced", error). ConnectionFailure propagates."""
-    for attempt in range(retries):
-        try:
-            transport.send(message)
-            return "sent", None
-        except PermanentFailure as e:
-            return "bounced", str(e)
-        except TemporaryFailure as e:
-            if attempt + 1 >= retries:
-                return "failed", str(e)
-            log.info("%s: %s; trying again in %.1f s", message.recipient, e, backoff * 2**attempt)
-            sleep(backoff * 2**attempt)
-    return "failed", "no attempt made"
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _describe(error: Exception) -> str:
+    """An error on one line; one the transport did not foresee is named by its type too."""
+    text = _flat(str(error))
+    if isinstance(error, SendFailure):
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _reason(item: Pending, error: Exception) -> str:
+    """Why this reader's message did not go, without the reader's address (the log line names it once)."""
+    return _describe(error).removeprefix(f"{item.address}: ")
 
 
 class Sender:
@@ -84,66 +135,158 @@ class Sender:
 
     def __init__(self, settings: Settings, store: Store, transport: Transport, clock: Callable[[], datetime], *,
                  stop: Callable[[], bool] = lambda: False, sleep: Callable[[float], None] = time.sleep,
-                 backoff: float = BACKOFF, progress: Progress | None = None) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, backoff: float = BACKOFF,
+                 max_attempts: int = MAX_ATTEMPTS, progress: Progress | None = None) -> None:
         self.settings, self.store, self.transport, self.clock = settings, store, transport, clock
-        self.stop, self.sleep, self.backoff, self.progress = stop, sleep, backoff, progress
+        self.stop, self.sleep, self.monotonic, self.backoff = stop, sleep, monotonic, backoff
+        self.max_attempts, self.progress = max_attempts, progress
         self.journal = Journal(store)
         self.key = signing_key(settings, store)
         self.list_id = list_id(settings.site.url)
-        self.report = DeliveryReport()
+        self.report = DeliveryReport(max_attempts=max_attempts)
         self.connection_failures = 0
         self.sign = signer(settings.email.dkim)
+        self.deferred: list[_Deferred] = []  # a heap, soonest first
+        self.order = itertools.count()
 
     def run(self) -> DeliveryReport:
         if self.progress:
             self.progress.start(self.journal.pending_count())
         for digest_id in self.journal.unfinished():
             self.report.digests.append(digest_id)
-            subject, html, text = self.store.digest_message(digest_id)
-            template = MessageTemplate(self.settings, digest_id, subject, html, text, self.clock())
+            template = self._template(digest_id)
+            if template is None:
+                continue
             for item in self.journal.pending(digest_id):
                 if self.stop():
                     self.report.stopped = True
                     return self.report
-                self._one(template, item)
-                if self.progress:
-                    self.progress.advance(1)
+                self._one(template, item, 0)
+        self._retry_deferred()
         return self.report
 
-    def _one(self, template: MessageTemplate, item: Pending) -> None:
+    def _template(self, digest_id: str) -> MessageTemplate | None:
+        """The digest's message, built once; None (and its rows left as they are) when it cannot be."""
+        subject, html, text = self.store.digest_message(digest_id)
+        try:
+            return MessageTemplate(self.settings, digest_id, subject, html, text, self.clock())
+        except Exception as e:  # one digest that cannot be built does not stop the others
+            reason = f"digest {digest_id}: message not built: {_describe(e)}"
+            log.error("%s", reason)
+            waiting = sum(1 for _ in self.journal.pending(digest_id))
+            self.report.failed += waiting
+            self.report.reasons["failed", reason] += waiting
+            return None
+
+    def _retry_deferred(self) -> None:
+        """After the pass: each row refused for now, once its backoff has elapsed (soonest first)."""
+        while self.deferred:
+            entry = heapq.heappop(self.deferred)
+            if not self._wait_until(entry.due):
+                self.report.stopped = True
+                return
+            self._one(entry.template, entry.item, entry.tries)
+
+    def _wait_until(self, due: float) -> bool:
+        """Sleep until monotonic() reaches `due`, a slice at a time so that a stop is seen; False if stopped."""
+        while not self.stop():
+            left = due - self.monotonic()
+            if left <= 0:
+                return True
+            self.sleep(min(left, WAIT_SLICE))
+        return False
+
+    def _one(self, template: MessageTemplate, item: Pending, tries: int) -> None:
+        """One try of one row; `tries`: those already made in this run."""
         if item.status != "active":
-            self.journal.mark(item, "cancelled", self.clock(), error=f"subscriber is {item.status}")
-            self.report.cancelled += 1
+            self._finish(item, "cancelled", f"subscriber is {item.status}")
             return
+        try:
+            message = self._build(template, item)
+        except Exception as e:  # whatever breaks one reader's message (name, address, signing) fails that reader
+            self._finish(item, "failed", f"message not built: {_reason(item, e)}", warn=True)
+            return
+        self._send(template, item, message, tries)
+
+    def _build(self, template: MessageTemplate, item: Pending) -> Outgoing:
         url = unsubscribe_url(self.settings.site.url, make_token(self.key, self.list_id, item.subscriber_id))
         data = template.render(subscriber_id=item.subscriber_id, name=item.name, address=item.address,
                                unsubscribe_url=url)
         if self.sign:
             data = self.sign(data)
-        message = Outgoing(item.digest_id, item.subscriber_id, template.sender, item.address, data)
+        return Outgoing(item.digest_id, item.subscriber_id, template.sender, item.address, data)
+
+    def _send(self, template: MessageTemplate, item: Pending, message: Outgoing, tries: int) -> None:
+        message_id = template.message_id(item.subscriber_id)
         try:
-            outcome, error = _attempt(self.transport, message, self.settings.email.max_retries, self.sleep,
-                                      self.backoff)
+            self.transport.send(message)
         except ConnectionFailure as e:
             self._connection_failed(item, e)
             return
+        except PermanentFailure as e:
+            self._bounced(item, e, message_id)
+        except SendFailure as e:
+            self._refused_for_now(template, item, tries + 1, e, message_id)
+        except PublisherError:
+            raise  # the server cannot be used as configured (SmtpSetupError): no message can go
+        except Exception as e:  # the transport failed this one message in a way it did not foresee
+            self.transport.close()  # so that no half-open session meets the next message
+            self._finish(item, "failed", _reason(item, e), warn=True)
+            return
+        else:
+            self._finish(item, "sent", None, message_id=message_id)
         self.connection_failures = 0
-        now = self.clock()
-        self.journal.mark(item, outcome, now, message_id=template.message_id(item.subscriber_id), error=error)
-        setattr(self.report, outcome, getattr(self.report, outcome) + 1)
-        if outcome == "bounced":
-            from publisher.deliver.subscribers import Subscribers
 
-            Subscribers(self.store.conn).mark_bounce(item.subscriber_id, now, self.settings.email.max_bounces)
-            self.store.checkpoint()
+    def _refused_for_now(self, template: MessageTemplate, item: Pending, tries: int, error: SendFailure,
+                         message_id: str) -> None:
+        """4xx: put aside and tried again after the pass, unless this run's or the row's tries are used up."""
+        reason = _reason(item, error)
+        if tries >= self.settings.email.max_retries or item.attempts + 1 >= self.max_attempts:
+            self._finish(item, "failed", reason, message_id=message_id)
+            return
+        self.journal.mark(item, "failed", self.clock(), message_id=message_id, error=reason)  # the try counts
+        wait = self.backoff * 2 ** (tries - 1)
+        log.info("digest %s: subscriber %s <%s>: %s; trying again in %.1f s", item.digest_id, item.subscriber_id,
+                 _flat(item.address), reason, wait)
+        heapq.heappush(self.deferred, _Deferred(self.monotonic() + wait, next(self.order), template,
+                                                replace(item, attempts=item.attempts + 1), tries))
+
+    def _bounced(self, item: Pending, error: PermanentFailure, message_id: str) -> None:
+        from publisher.deliver.subscribers import Subscribers
+
+        now, reason = self.clock(), _reason(item, error)
+        self.journal.mark(item, "bounced", now, message_id=message_id, error=reason, commit=False)
+        Subscribers(self.store.conn).mark_bounce(item.subscriber_id, now, self.settings.email.max_bounces)
+        self.store.checkpoint()  # the row and the bounce count together, or neither
+        self._count(item, "bounced", reason)
 
     def _connection_failed(self, item: Pending, error: ConnectionFailure) -> None:
-        self.journal.mark(item, "failed", self.clock(), error=str(error))
-        self.report.failed += 1
+        self._finish(item, "failed", _reason(item, error), tried=False)
         self.connection_failures += 1
         if self.connection_failures >= self.settings.email.max_connection_failures:
             raise DeliveryStopped(f"{self.connection_failures} connection failures in a row, the last: {error}",
                                   "the journal is intact: run 'publisher send' again when the server is back")
+
+    def _finish(self, item: Pending, status: str, reason: str | None, *, message_id: str | None = None,
+                tried: bool = True, warn: bool = False) -> None:
+        """The row's outcome for this run, committed; a `failed` row out of attempts becomes `expired`."""
+        if status == "failed" and tried and item.attempts + 1 >= self.max_attempts:
+            status = "expired"
+        self.journal.mark(item, status, self.clock(), message_id=message_id, error=reason, tried=tried)
+        self._count(item, status, reason, warn=warn)
+
+    def _count(self, item: Pending, status: str, reason: str | None, *, warn: bool = False) -> None:
+        """Into the report, and one log line naming the reader for a message that did not go."""
+        counter = "failed" if status == "expired" else status
+        setattr(self.report, counter, getattr(self.report, counter) + 1)
+        self.report.expired += status == "expired"
+        if reason is not None and status in VERB:
+            self.report.reasons[status, reason] += 1
+            log.log(logging.WARNING if warn or status == "expired" else logging.INFO,
+                    "digest %s: subscriber %s <%s>: %s: %s", item.digest_id, item.subscriber_id,
+                    _flat(item.address), VERB[status].format(n=item.attempts + 1), reason)
+        if self.progress:
+            self.progress.advance(1)
 
 
 def deliver_pending(settings: Settings, clock: Callable[[], datetime], stop: Callable[[], bool],

@@ -3,8 +3,10 @@
 A transport takes one finished message (bytes) at a time. It raises TemporaryFailure (try again
 later: SMTP 4xx), PermanentFailure (this recipient will never take it: SMTP 5xx) or
 ConnectionFailure (the server cannot be reached or dropped us); anything it returns from is
-delivered (accepted by the server, or on disk). Messages never contain secrets; errors never
-contain the password.
+delivered (accepted by the server, or on disk). A PublisherError means no message can go with these
+settings (the run stops); any other exception fails that one message: the sender closes the
+transport (the next message starts a new session) and goes on. Messages never contain secrets;
+errors never contain the password.
 """
 
 from __future__ import annotations
