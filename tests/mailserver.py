@@ -31,12 +31,15 @@ class Collector:
         self.replies: dict[str, str] = {}
         self.times: dict[str, int] = {}
         self.delay = 0.0  # seconds before accepting each message: a slower server, to interrupt a run
+        self.refused: Counter[str] = Counter()  # recipients refused at RCPT, how many times
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         reply = self.replies.get(address)
         if reply and self.times.get(address, 1) > 0:
-            self.times[address] = self.times.get(address, 1) - 1
+            if address in self.times:
+                self.times[address] -= 1
+            self.refused[address] += 1
             return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -53,10 +56,20 @@ class Collector:
         with self.lock:
             return Counter(rcpt for rcpt, _ in self.messages)
 
+    def order(self) -> list[str]:
+        """The recipients of the accepted messages, in the order they arrived."""
+        with self.lock:
+            return [rcpt for rcpt, _ in self.messages]
+
+    def raw(self, recipient: str) -> list[bytes]:
+        """The bytes of every message accepted for `recipient`, as they came over the wire (CRLF)."""
+        with self.lock:
+            return [data for rcpt, data in self.messages if rcpt == recipient]
+
     def parsed(self, recipient: str) -> list[EmailMessage]:
         with self.lock:
             found = [data for rcpt, data in self.messages if rcpt == recipient]
-        return [email.message_from_bytes(d, policy=email.policy.default) for d in found]  # type: ignore[misc]
+        return [email.message_from_bytes(d, policy=email.policy.default) for d in found]
 
 
 @contextmanager
