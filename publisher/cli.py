@@ -68,9 +68,9 @@ def _now(clock: str | None) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def count(n: int, noun: str) -> str:
-    """'1 article', '2 articles', '0 articles'."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 article', '2 articles', '0 articles' (or the plural given: count(2, 'try', 'tries'))."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 def _fail(error: Exception, code: int) -> None:
@@ -212,7 +212,9 @@ def _deliver(settings: Settings, clock: str | None) -> None:
 @config_option
 @clock_option
 @click.option("--resume", is_flag=True, help="Send what an earlier run left unsent (what send always does).")
-@click.option("--status", "show_status", is_flag=True, help="Show, per digest: queued, sent, failed, bounced.")
+@click.option("--status", "show_status", is_flag=True,
+              help="Show, per digest: queued, sent, failed, expired, bounced, cancelled; and the last error of "
+                   "each message not delivered.")
 @wait_option
 def send(config: Path | None, clock: str | None, resume: bool, show_status: bool, wait: float) -> None:
     """Deliver recorded digests to their subscribers: only what the journal says is not sent yet."""
@@ -222,11 +224,15 @@ def send(config: Path | None, clock: str | None, resume: bool, show_status: bool
         from publisher.store import open_store
 
         with open_store(settings.paths.state, write=False) as store:
-            rows = Journal(store).status()
+            journal = Journal(store)
+            rows, problems = journal.status(), journal.problems()
         if not rows:
             click.echo("no digest has been queued for delivery")
         for digest_id, counts in rows:
             click.echo(f"{digest_id}: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
+        for p in problems:
+            click.echo(f"  {p.digest_id} {p.status} after {count(p.attempts, 'try', 'tries')}: "
+                       f"{p.address} ({p.subscriber_id}): {p.error}")
         return
     with _locked(settings, wait, "send"):
         _deliver(settings, clock)
