@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from publisher.config import Settings
 from publisher.models import Article, Digest, Identity, RenderedDigest
-from publisher.store import Store
+
+if TYPE_CHECKING:
+    from publisher.store import Store
 
 
 def pick(slugs: Sequence[str], identities: dict[str, Identity], store: Store, limit: int,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,9 @@ from pathlib import Path
 
 from publisher.errors import PublisherError, StateError
 
+log = logging.getLogger(__name__)
+LOCK_HINT = ("free some space or fix the permissions there, or set paths.state to a folder where the "
+             "lock file can be written")
 RUN = ".lock"
 SCHEDULER = ".schedule.lock"
 POLL = 0.1  # seconds between tries while waiting
@@ -91,6 +95,12 @@ def _current_holder(path: Path, tries: int = 10) -> Holder:
     return Holder(None, "", None)
 
 
+def _failed(path: Path, doing: str, error: OSError) -> StateError:
+    """Any OSError on the lock file (a full disk, a read-only folder, ...) as one line naming it."""
+    reason = error.strerror or str(error)
+    return StateError(f"{path}: cannot {doing} the lock file: {reason}", LOCK_HINT)
+
+
 def _open(path: Path) -> int:
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -99,20 +109,34 @@ def _open(path: Path) -> int:
                          "check that the folder of paths.state exists and is writable") from e
 
 
-def _try_lock(fd: int) -> bool:
+def _try_lock(fd: int, path: Path) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
         if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             return False
-        raise
+        raise _failed(path, "lock", e) from e
     return True
 
 
-def _write_holder(fd: int, what: str) -> None:
+def _write_holder(fd: int, path: Path, what: str) -> None:
+    """Write who holds the lock (written first, then cut to length: a full disk fails before any change)."""
     data = json.dumps({"pid": os.getpid(), "what": what}).encode() + b"\n"
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, data, 0)
+    try:
+        if os.pwrite(fd, data, 0) != len(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        os.ftruncate(fd, len(data))
+    except OSError as e:
+        raise _failed(path, "write", e) from e
+
+
+def _release(fd: int, path: Path) -> None:
+    """Empty the file (nobody holds it now) and unlock; the lock goes with the descriptor anyway."""
+    try:
+        os.ftruncate(fd, 0)
+    except OSError as e:
+        log.warning("%s: cannot empty the lock file: %s", path, e.strerror or e)
+    fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -125,7 +149,7 @@ def hold(state: Path, suffix: str, wait: float, what: str, *, hint: str,
     fd = _open(path)
     try:
         deadline = time.monotonic() + max(wait, 0.0)
-        while not _try_lock(fd):
+        while not _try_lock(fd, path):
             stopping = stop is not None and stop()
             if stopping or time.monotonic() >= deadline:
                 held = _current_holder(path)
@@ -133,12 +157,11 @@ def hold(state: Path, suffix: str, wait: float, what: str, *, hint: str,
                 raise Busy(f"cannot start {what}{waited}: {held.describe()} (lock {path})", hint,
                            pid=held.pid, path=path)
             time.sleep(POLL)
+        _write_holder(fd, path, what)  # when it fails, closing the file below releases the lock
         try:
-            _write_holder(fd, what)
             yield path
         finally:
-            os.ftruncate(fd, 0)  # released: nobody holds it now
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            _release(fd, path)
     finally:
         os.close(fd)
 

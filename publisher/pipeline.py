@@ -6,20 +6,21 @@ import hashlib
 import html as htmllib
 import json
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from publisher import __version__
 from publisher.config import Settings, SiteSettings
 from publisher.digests import next_digest, remember
 from publisher.enrich.reading import Reading, relate
 from publisher.errors import ArticleError
-from publisher.load import EXTENSIONS, read, scan
+from publisher.load import EXTENSIONS, read, scan_checked
 from publisher.models import (
     Article,
     Entry,
@@ -29,14 +30,22 @@ from publisher.models import (
     PublishReport,
     SourceFile,
 )
-from publisher.render import feed_names, render_feeds
-from publisher.store import Store, open_store
+from publisher.render import feed_names, render_feeds_checked
 from publisher.write import compare_outputs, safe_join, write_outputs
+
+if TYPE_CHECKING:  # SQLAlchemy is not imported by the parsing workers, which import this module
+    from publisher.store import Store
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = "1"
+STATE_HINT = "fix the article (see the reason), or report it with the file attached"
 SAVE_EVERY = 500  # parsed files written to the cache at a time
 PARALLEL_FROM = 1000  # parse in several processes from this many changed files
+# Workers start from a fork server (that has imported the parsers once), never by forking the caller:
+# the scheduler calls publish from a thread, and forking a threaded process can deadlock the child.
+WORKER_START = "forkserver"
+WORKER_PRELOAD = ["publisher.pipeline", "publisher.enrich", "publisher.load.text", "publisher.load.markdown"]
+Scanned = tuple[Sequence[SourceFile], Sequence[Problem]]
 
 
 class Progress(Protocol):
@@ -72,7 +81,7 @@ def read_one(source: SourceFile, site: SiteSettings) -> Parsed:
     try:
         doc = read(source, site.tz)
     except ArticleError as e:
-        return Problem(e.path, e.message, e.hint, e.line)
+        return Problem(e.path, e.message, e.hint, e.line, getattr(e, "severity", "error"))
     entry, html = enrich(doc, site)
     if not entry.summary:
         empty = Problem(source.rel, "empty summary: the article has no paragraph of text", "add 'summary:' "
@@ -87,7 +96,9 @@ def read_many(todo: Sequence[SourceFile], site: SiteSettings) -> Iterator[Parsed
     if len(todo) < PARALLEL_FROM or workers < 2:
         yield from (read_one(source, site) for source in todo)
         return
-    with ProcessPoolExecutor(workers) as pool:
+    context = multiprocessing.get_context(WORKER_START)
+    context.set_forkserver_preload(WORKER_PRELOAD)
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
         yield from pool.map(read_one, todo, [site] * len(todo), chunksize=256)
 
 
@@ -117,11 +128,21 @@ def load_entries(files: Sequence[SourceFile], store: Store, site: SiteSettings, 
         loaded.entries.append(entry)
         fresh.append((source, entry, html))
         if len(fresh) >= SAVE_EVERY:  # into the state as we go: the HTML is not all held at once
-            store.save_cache(fresh, key)
-            fresh.clear()
-    store.save_cache(fresh, key)
+            save(store, fresh, key, loaded)
+    save(store, fresh, key, loaded)
     store.forget_sources({f.rel for f in files})
     return loaded
+
+
+def save(store: Store, fresh: list[tuple[SourceFile, Entry, str]], key: str, loaded: Loaded) -> None:
+    """Cache the parsed files; one the state refuses is reported and left out (the rest go on)."""
+    refused = store.save_cache(fresh, key)
+    fresh.clear()
+    if refused:
+        loaded.entries = [e for e in loaded.entries if e.source not in refused]
+        loaded.skipped += len(refused)
+        loaded.problems += [Problem(path, f"the state database refused the article: {reason}", STATE_HINT)
+                            for path, reason in sorted(refused.items())]
 
 
 def visible(entries: Sequence[Entry], now: datetime) -> list[Entry]:
@@ -142,6 +163,29 @@ def unique_slugs(entries: Sequence[Entry], known: dict[str, str]) -> tuple[list[
                              "give one of them another slug (front matter 'slug:' or a new file name)")
                      for e in group[1:]]
     return kept, problems
+
+
+def unique_ids(entries: Sequence[Entry], known: dict[str, tuple[str, str]]) -> tuple[list[Entry], list[Problem]]:
+    """One article per id (the id the state gave its slug, else its `guid`): the article the state knows
+    keeps it, else the first by path; an id the state gave an article no longer published stays its own."""
+    owner = {slug: ident for ident, (slug, _) in known.items()}
+    claims: dict[str, list[Entry]] = {}
+    for entry in entries:
+        if claim := owner.get(entry.slug) or entry.guid:
+            claims.setdefault(claim, []).append(entry)
+    refused: list[Problem] = []
+    for ident, group in claims.items():
+        holder = known.get(ident)  # (slug, source) of the article the state gave this id
+        group.sort(key=lambda e: (holder is None or e.slug != holder[0], e.source))
+        if holder is None or group[0].slug == holder[0]:
+            keeper, first = group[0].source, group[0].source
+        else:
+            keeper, first = "", f"{holder[1]} (an article no longer published, which keeps it)"
+        refused += [Problem(e.source, f"guid '{ident}' is already the id of {first}",
+                            "give one of them another guid (front matter 'guid:'), or remove the line to get a "
+                            "new one") for e in group if e.source != keeper]
+    left_out = {p.path for p in refused}
+    return [e for e in entries if e.source not in left_out], refused
 
 
 @dataclass
@@ -191,48 +235,94 @@ def with_related_reading(article: Article) -> Article:
     return Article(article.entry, article.identity, article.url, html, article.related)
 
 
-def feed_files(archive: Archive, *, record: bool) -> dict[str, bytes]:
-    """The feeds, rendered only when their items, the settings or publisher's version changed."""
+def feed_files(archive: Archive, *, record: bool) -> tuple[dict[str, bytes], list[Problem]]:
+    """The feeds, rendered only when what they show changed: their items, the titles of the articles
+    in their related-reading lists, the settings or publisher's version. All feeds or none."""
     settings = archive.settings
     slugs = archive.newest(settings.feeds.limit)
-    key = repr((__version__, settings.site, settings.feeds, settings.related.in_feeds,
-                [(archive.entries[s], archive.identities[s], archive.related.get(s)) for s in slugs]))
-    rendered: dict[str, bytes] = {}
+    related = {s: [(t, archive.entries[t].title) for t in archive.related.get(s, []) if t in archive.entries]
+               for s in slugs}
+    key = memo_key((__version__, settings.site, settings.feeds, settings.related.in_feeds,
+                    [(archive.entries[s], archive.identities[s], related[s]) for s in slugs]))
+    names = feed_names(settings.feeds.formats)
+    kept = {name: memo_hit(archive, name, key + name) for name in names}
+    if all(data is not None for data in kept.values()):
+        return {name: data for name, data in kept.items() if data is not None}, []
+    top = archive.articles(slugs)
+    if settings.related.in_feeds:
+        top = [with_related_reading(a) for a in top]
+    files, problems = render_feeds_checked(settings.site, top, settings.feeds.formats)
+    if record and not problems:  # with an article left out, render again next time (and report it)
+        for name, data in files.items():
+            memo_keep(archive, name, key + name, data)
+    return files, problems
 
-    def render(name: str) -> Callable[[], bytes]:
-        def make() -> bytes:
-            if not rendered:
-                top = archive.articles(slugs)
-                if settings.related.in_feeds:
-                    top = [with_related_reading(a) for a in top]
-                rendered.update(render_feeds(settings.site, top, settings.feeds.formats))
-            return rendered[name]
-        return make
 
-    return {name: memoized(archive, name, key + name, render(name), record=record)
-            for name in feed_names(settings.feeds.formats)}
+def memo_key(value: object) -> str:
+    """A memo key: the same inputs give the same text in every run (a date read from the file and the
+    same date read back from the state differ only in their tzinfo object: both become UTC ISO text)."""
+    return repr(_canonical(value))
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__, *(_canonical(getattr(value, f.name)) for f in fields(value)))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _canonical(v)) for k, v in value.items())
+    return value
+
+
+def _key_sha(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def memo_hit(archive: Archive, name: str, key: str) -> bytes | None:
+    """The output file as last written, when its inputs (`key`) are unchanged and it is still as written."""
+    known = archive.store.memo_get(name)
+    path = safe_join(archive.settings.paths.output, name)
+    if known and known[0] == _key_sha(key) and path.is_file():
+        data = path.read_bytes()
+        if _sha(data) == known[1]:
+            return data
+    return None
+
+
+def memo_keep(archive: Archive, name: str, key: str, data: bytes) -> None:
+    archive.store.memo_put(name, _key_sha(key), _sha(data))
 
 
 def memoized(archive: Archive, name: str, key: str, make: Callable[[], bytes], *, record: bool) -> bytes:
     """An output file rendered only when its inputs changed (or the file on disk is not what we wrote)."""
-    digest = hashlib.sha256(key.encode()).hexdigest()
-    known = archive.store.memo_get(name)
-    path = safe_join(archive.settings.paths.output, name)
-    if known and known[0] == digest and path.is_file():
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() == known[1]:
-            return data
-    data = make()
-    if record:
-        archive.store.memo_put(name, digest, hashlib.sha256(data).hexdigest())
+    data = memo_hit(archive, name, key)
+    if data is None:
+        data = make()
+        if record:
+            memo_keep(archive, name, key, data)
     return data
+
+
+def templates_key(site_templates: Path) -> str:
+    """Every template a render may read (a template can include or extend any other): the site's own,
+    else the built-in one, by name (*.j2, in subfolders too)."""
+    from publisher.resources import builtin_templates
+
+    digest = hashlib.sha256()
+    folders = [f for f in (site_templates, builtin_templates()) if f.is_dir()]
+    names = sorted({p.relative_to(f).as_posix() for f in folders for p in f.rglob("*.j2") if p.is_file()})
+    for name in names:
+        path = next(f / name for f in folders if (f / name).is_file())
+        digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def digest_files(archive: Archive, now: datetime, *, force: bool, record: bool) -> tuple[dict[str, bytes], str | None]:
     """Render the next digest (if any) and the archive page; returns files and the digest id."""
     from publisher.render.archive import render_index
     from publisher.render.digest import archive_copy, render_digest
-    from publisher.render.templates import source_of
 
     settings, store = archive.settings, archive.store
     templates = settings.paths.templates
@@ -255,7 +345,7 @@ def digest_files(archive: Archive, now: datetime, *, force: bool, record: bool) 
     history = [(i, created, len(slugs)) for i, created, slugs in store.digest_history()]
     listing = [(archive.entries[s].title, settings.site.page_url(s), archive.identities[s].published)
                for s in archive.newest()]
-    key = repr((history, listing, source_of(templates, "index.html.j2"), settings.site, settings.feeds.formats))
+    key = memo_key((history, listing, templates_key(templates), settings.site, settings.feeds.formats))
     files["index.html"] = memoized(archive, "index.html", key,
                                    lambda: render_index(settings, templates, history, listing), record=record)
     return files, digest.id if digest else None
@@ -271,21 +361,38 @@ class Run:
     hidden: int
     problems: list[Problem]
     reading: Reading
+    unrendered: int = 0  # published articles the feeds left out (they could not be rendered)
+
+    @property
+    def published(self) -> int:
+        return len(self.archive.entries) - self.unrendered
+
+    def left_out(self, problems: Sequence[Problem]) -> None:
+        """Count and report articles a later stage left out."""
+        self.problems += problems
+        gone = {p.path for p in problems} & {e.source for e in self.archive.entries.values()}
+        self.unrendered += len(gone)
+        self.skipped += len(gone)
 
 
 def prepare(settings: Settings, store: Store, now: datetime, *, use_cache: bool = True,
-            progress: Progress | None = None, files: Sequence[SourceFile] | None = None) -> Run:
+            progress: Progress | None = None, scanned: Scanned | None = None) -> Run:
     """load -> enrich -> identities -> related reading."""
-    files = scan(settings.paths.articles, EXTENSIONS) if files is None else files
+    files, scan_problems = scan_checked(settings.paths.articles, EXTENSIONS) if scanned is None else scanned
     loaded = load_entries(files, store, settings.site, use_cache=use_cache, progress=progress)
     shown = visible(loaded.entries, now)
     kept, clashes = unique_slugs(shown, store.known_sources())
-    identities = store.record(kept, now, settings.site.url)
+    kept, claims = unique_ids(kept, store.known_ids())
+    identities, refused = store.record(kept, now, settings.site.url)
+    stored = [Problem(e.source, f"the state database refused the article: {refused[e.slug]}", STATE_HINT)
+              for e in kept if e.slug in refused]
+    kept = [e for e in kept if e.slug not in refused]
     archive = Archive(settings, store, loaded, {e.slug: e for e in kept}, identities)
     reading = relate(archive.entries, identities, store, archive.html_of, settings.related)
     archive.related = reading.slugs()
-    return Run(archive, len(files), loaded.skipped + len(clashes), len(loaded.entries) - len(shown),
-               loaded.problems + clashes + reading.problems, reading)
+    left_out = clashes + claims + stored
+    return Run(archive, len(files), loaded.skipped + len(left_out), len(loaded.entries) - len(shown),
+               [*scan_problems, *loaded.problems, *left_out, *reading.problems], reading)
 
 
 def input_key(settings: Settings, files: Sequence[SourceFile]) -> str:
@@ -328,7 +435,7 @@ def remember_run(store: Store, key: str, run: Run, now: datetime, outputs: dict[
     due = [e.date for e in run.archive.loaded.entries if not e.draft and e.date and e.date > now]
     store.meta_put("last_publish", json.dumps({
         "key": key, "wake": min(due).isoformat() if due else None, "read": run.read,
-        "published": len(run.archive.entries), "skipped": run.skipped, "hidden": run.hidden,
+        "published": run.published, "skipped": run.skipped, "hidden": run.hidden,
         "problems": [asdict(p) for p in run.problems],
         "outputs": {name: _sha(data) for name, data in outputs.items()}}))
 
@@ -336,21 +443,24 @@ def remember_run(store: Store, key: str, run: Run, now: datetime, outputs: dict[
 def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cache: bool = True,
             force_digest: bool = False, progress: Progress | None = None) -> PublishReport:
     """Read the articles, record their identities, render feeds and digest, and write them (unless dry_run)."""
-    files = scan(settings.paths.articles, EXTENSIONS)
+    scanned = scan_checked(settings.paths.articles, EXTENSIONS)
+    from publisher.store import open_store
+
     with open_store(settings.paths.state, write=not dry_run) as store:
-        key = input_key(settings, files)
+        key = input_key(settings, scanned[0])
         if not (dry_run or force_digest) and (same := unchanged_run(store, key, now, settings.paths.output)):
             return same
-        run = prepare(settings, store, now, use_cache=use_cache, progress=progress, files=files)
-        outputs = feed_files(run.archive, record=not dry_run)
+        run = prepare(settings, store, now, use_cache=use_cache, progress=progress, scanned=scanned)
+        outputs, render_problems = feed_files(run.archive, record=not dry_run)
+        run.left_out(render_problems)
         digest_outputs, digest_id = digest_files(run.archive, now, force=force_digest, record=not dry_run)
         outputs.update(digest_outputs)
         if not dry_run:
             remember_run(store, key, run, now, outputs)
     write = compare_outputs if dry_run else write_outputs
     written, unchanged = write(settings.paths.output, outputs)
-    log.info("published %d articles, wrote %s", len(run.archive.entries), written)
-    return PublishReport(read=run.read, published=len(run.archive.entries), skipped=run.skipped,
+    log.info("published %d articles, wrote %s", run.published, written)
+    return PublishReport(read=run.read, published=run.published, skipped=run.skipped,
                          written=tuple(written), unchanged=tuple(unchanged), problems=tuple(run.problems),
                          hidden=run.hidden, digest=digest_id)
 
@@ -376,6 +486,7 @@ def preview(settings: Settings, now: datetime, to: str | None = None) -> Preview
     from publisher.deliver.message import MessageTemplate, subject_line
     from publisher.deliver.tokens import unsubscribe_url
     from publisher.render.digest import for_reader, render_digest
+    from publisher.store import open_store
 
     with open_store(settings.paths.state, write=False) as store:
         archive = prepare(settings, store, now).archive
@@ -401,6 +512,8 @@ def related_report(settings: Settings, now: datetime, slug: str | None, *,
                    every: bool = False) -> list[dict[str, Any]]:
     """Ranked related articles with scores and reasons: of one article (default: the newest), or of
     every article by slug."""
+    from publisher.store import open_store
+
     with open_store(settings.paths.state, write=False) as store:
         run = prepare(settings, store, now)
     entries = run.archive.entries

@@ -11,6 +11,9 @@ fingerprint of the settings that shape the output, so unchanged files are not pa
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -18,14 +21,21 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
 
 from publisher.errors import StateError
 from publisher.models import Entry, Identity, SourceFile
 
+log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
+SQLITE_HEADER = b"SQLite format 3\x00"
+RESTORE = ("restore it from a backup, or move it away to start a new state (readers will then see every "
+           "article as new)")
+SCHEDULER_TABLES = {"apscheduler_jobs"}  # made by `publisher schedule`'s job store; holds no publisher state
+ROW_ERRORS = (SQLAlchemyError, UnicodeError, ValueError, OverflowError)  # one row the database refuses
 metadata = sa.MetaData()
 meta = sa.Table("meta", metadata, sa.Column("key", sa.String, primary_key=True), sa.Column("value", sa.String))
 articles = sa.Table(
@@ -137,25 +147,66 @@ def new_id(site_url: str, slug: str, first_seen: datetime) -> str:
 
 class Store:
     """One connection and one transaction: a run's changes become durable at once, when the block of
-    `open_store` ends; delivery makes each sent message durable on its own with `checkpoint()`."""
+    `open_store` ends; delivery makes each sent message durable on its own with `checkpoint()`.
 
-    def __init__(self, conn: sa.Connection) -> None:
+    A read-only store (`write` false) works on a file opened read-only: what a run would save (parsed
+    HTML, identities, rankings) is kept in memory for that run only, so it never takes the write lock."""
+
+    def __init__(self, conn: sa.Connection, *, write: bool = True) -> None:
         self.conn = conn
+        self.write = write
         self.trans = conn.begin()
+        self._html: dict[str, str] = {}  # read-only runs: parsed HTML by path, in place of the cache rows
 
     def checkpoint(self) -> None:
         """Commit what is done so far and go on in a new transaction."""
         self.trans.commit()
         self.trans = self.conn.begin()
 
-    def _prepare(self) -> None:
-        metadata.create_all(self.conn)
-        row = self.conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
-        if row is None:
+    def _prepare(self, path: Path | None) -> None:
+        """Tables a newer publisher added to a (checked) state file: created, or in a read-only run made
+        as empty temporary tables; a state in memory (`path` None) gets the whole schema."""
+        if path is None:
+            metadata.create_all(self.conn)
             self.conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-        elif int(row[0]) > SCHEMA_VERSION:
-            raise StateError(f"state database has schema version {row[0]}, newer than this publisher "
-                             f"({SCHEMA_VERSION})", "upgrade publisher")
+        elif self.write:
+            metadata.create_all(self.conn)
+        else:
+            _temp_tables(self.conn)
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        """A savepoint inside the run's transaction (pysqlite begins one only before a write statement:
+        a savepoint outside it would commit on release)."""
+        raw: Any = self.conn.connection.dbapi_connection
+        if raw is not None and not raw.in_transaction:
+            self.conn.exec_driver_sql("BEGIN")
+        with self.conn.begin_nested():
+            yield
+
+    def _insert(self, table: sa.Table, rows: list[dict[str, Any]], key: str) -> dict[str, str]:
+        """Insert `rows` in one batch; when the batch fails, row by row, each in a savepoint, so one bad
+        row is left out and the others go in. Returns row[key] -> reason of each refused row."""
+        if not rows:
+            return {}
+        try:
+            with self._savepoint():
+                self.conn.execute(table.insert(), rows)
+            return {}
+        except OperationalError:
+            raise
+        except ROW_ERRORS:
+            log.info("%s: a row was refused; inserting %d rows one by one", table.name, len(rows))
+        refused: dict[str, str] = {}
+        for row in rows:
+            try:
+                with self._savepoint():
+                    self.conn.execute(table.insert(), [row])
+            except OperationalError:
+                raise
+            except ROW_ERRORS as e:
+                refused[str(row[key])] = _reason(e)
+        return refused
 
     def cached(self, fingerprint: str) -> dict[str, tuple[int, int, Entry]]:
         """rel path -> (mtime_ns, size, Entry) for the cache rows made with these settings."""
@@ -163,31 +214,43 @@ class Store:
             sources.c.fingerprint == fingerprint)
         return {row[0]: (row[1], row[2], entry_from_json(row[3])) for row in self.conn.execute(query)}
 
-    def save_cache(self, rows: Iterable[tuple[SourceFile, Entry, str]], fingerprint: str) -> None:
+    def save_cache(self, rows: Iterable[tuple[SourceFile, Entry, str]], fingerprint: str) -> dict[str, str]:
+        """Cache parsed files; returns rel path -> reason of each row the database refused (not cached)."""
+        rows = list(rows)
+        if not self.write:
+            self._html.update((f.rel, html) for f, _, html in rows)
+            return {}
         values = [{"path": f.rel, "mtime_ns": f.mtime_ns, "size": f.size, "fingerprint": fingerprint,
                    "entry": entry_json(e), "html": html} for f, e, html in rows]
+        refused: dict[str, str] = {}
         if values:
             paths = [v["path"] for v in values]
             for chunk in range(0, len(paths), 500):
                 self.conn.execute(sources.delete().where(sources.c.path.in_(paths[chunk:chunk + 500])))
-            self.conn.execute(sources.insert(), values)
+            refused = self._insert(sources, values, "path")
+        return refused
 
     def forget_sources(self, keep: set[str]) -> None:
         """Drop cache rows of files that no longer exist."""
+        if not self.write:
+            return
         gone = [p for (p,) in self.conn.execute(sa.select(sources.c.path)) if p not in keep]
         for chunk in range(0, len(gone), 500):
             self.conn.execute(sources.delete().where(sources.c.path.in_(gone[chunk:chunk + 500])))
 
     def html_for(self, paths: Iterable[str]) -> dict[str, str]:
-        wanted = list(paths)
-        found: dict[str, str] = {}
+        asked = list(paths)
+        found = {p: self._html[p] for p in asked if p in self._html}
+        wanted = [p for p in asked if p not in found]
         for chunk in range(0, len(wanted), 500):
             query = sa.select(sources.c.path, sources.c.html).where(sources.c.path.in_(wanted[chunk:chunk + 500]))
             found.update((row[0], row[1]) for row in self.conn.execute(query))
         return found
 
-    def record(self, entries: Iterable[Entry], now: datetime, site_url: str) -> dict[str, Identity]:
-        """Give new articles an id and a first-seen date; mark edited ones updated. slug -> Identity."""
+    def record(self, entries: Iterable[Entry], now: datetime,
+               site_url: str) -> tuple[dict[str, Identity], dict[str, str]]:
+        """Give new articles an id and a first-seen date; mark edited ones updated. Returns slug ->
+        Identity, and slug -> reason for each article whose row the database refused (left out)."""
         known = {row.slug: row for row in self.conn.execute(sa.select(articles))}
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
@@ -204,11 +267,20 @@ class Store:
                         entry.content_hash, entry.source, _iso(ident.published), _iso(ident.updated)):
                     updates.append(self._row(entry, ident))
             result[entry.slug] = ident
-        if inserts:
-            self.conn.execute(articles.insert(), inserts)
-        for values in updates:
-            self.conn.execute(articles.update().where(articles.c.slug == values["slug"]).values(values))
-        return result
+        refused = self._insert(articles, inserts, "slug") if self.write else {}
+        for values in updates if self.write else []:
+            try:  # one statement: SQLite undoes a failed one by itself
+                self.conn.execute(articles.update().where(articles.c.slug == values["slug"]).values(values))
+            except OperationalError:
+                raise
+            except ROW_ERRORS as e:
+                refused[values["slug"]] = _reason(e)
+        return {slug: ident for slug, ident in result.items() if slug not in refused}, refused
+
+    def known_ids(self) -> dict[str, tuple[str, str]]:
+        """id -> (slug, source path) of every article the state knows."""
+        query = sa.select(articles.c.id, articles.c.slug, articles.c.source)
+        return {row[0]: (row[1], row[2]) for row in self.conn.execute(query)}
 
     @staticmethod
     def _revise(entry: Entry, row: Any, now: datetime) -> Identity:
@@ -235,6 +307,8 @@ class Store:
     def save_related_lists(self, lists: dict[str, tuple[str, list[tuple[str, float, str]]]],
                            keep: set[str]) -> None:
         """Store new rankings and drop those of articles no longer published."""
+        if not self.write:
+            return
         gone = [s for s in self.conn.execute(sa.select(related_lists.c.slug)).scalars() if s not in keep]
         for chunk in range(0, len(gone + list(lists)), 500):
             batch = (gone + list(lists))[chunk:chunk + 500]
@@ -249,6 +323,8 @@ class Store:
         return (json.loads(row[0]), bytes(row[1])) if row else None
 
     def save_related_index(self, hashes: dict[str, str], data: bytes) -> None:
+        if not self.write:
+            return
         self.conn.execute(related_index.delete())
         self.conn.execute(related_index.insert().values(name="main", hashes=json.dumps(hashes), data=data))
 
@@ -316,27 +392,153 @@ class Store:
         return [(i, datetime.fromisoformat(c), carried.get(i, [])) for i, c in rows]
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL: readers never wait for a writer, and a commit per sent message stays cheap."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+def _reason(error: BaseException) -> str:
+    """The database's own words for a refused row (without SQLAlchemy's statement and parameters)."""
+    return str(getattr(error, "orig", None) or error).splitlines()[0]
+
+
+def _tables(conn: sa.Connection) -> set[str]:
+    return set(conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'table'")).scalars())
+
+
+def _blank(conn: sa.Connection) -> bool:
+    """No table but the scheduler's job store: `publisher schedule` made the file before any run."""
+    tables = _tables(conn)
+    return bool(tables) and tables <= SCHEDULER_TABLES
+
+
+def _schema_version(conn: sa.Connection, path: Path) -> int:
+    """The schema version of a state file; StateError when it has no publisher schema."""
+    row = None
+    if "meta" in _tables(conn):
+        row = conn.execute(sa.text("SELECT value FROM meta WHERE key = 'schema_version'")).first()
+    if row is None or not str(row[0]).isdigit():
+        raise StateError(f"{path}: not a publisher state database (no schema_version in a meta table)", RESTORE)
+    return int(row[0])
+
+
+def _temp_tables(conn: sa.Connection) -> None:
+    """In a read-only run, the tables an older state lacks, as empty temporary tables (never on the file)."""
+    temp = sa.MetaData()
+    present = _tables(conn)
+    for table in metadata.sorted_tables:
+        if table.name not in present:
+            columns = [sa.Column(c.name, c.type, primary_key=c.primary_key) for c in table.columns]
+            sa.Table(table.name, temp, *columns, prefixes=["TEMPORARY"])
+    temp.create_all(conn)
+
+
+def _check_file(path: Path) -> None:
+    """An existing state file must at least be an SQLite database: never start over on top of it."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(SQLITE_HEADER))
+    except OSError as e:
+        raise StateError(f"{path}: cannot read the state database: {e.strerror}",
+                         "check that paths.state names a readable file") from e
+    if not head:
+        raise StateError(f"{path}: the state database is an empty file", RESTORE)
+    if head != SQLITE_HEADER:
+        raise StateError(f"{path}: the state database is not an SQLite database", RESTORE)
+
+
+def _connect(path: Path, *, write: bool) -> sqlite3.Connection:
+    """A connection to the file. WAL: readers never wait for a writer, and a commit per sent message
+    stays cheap. Read-only runs open the file read-only, so they can never take the write lock."""
+    if not write:
+        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+    conn = sqlite3.connect(path, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def _engine(path: Path | None, *, write: bool) -> sa.Engine:
+    """An engine on the file, or on memory (`path` None)."""
+    if path is None:
+        return sa.create_engine("sqlite://")
+    return sa.create_engine("sqlite://", creator=lambda: _connect(path, write=write), poolclass=sa.pool.NullPool)
+
+
+def _inspect(path: Path) -> bool:
+    """Check an existing state file without changing it; True when it is blank (see `_blank`)."""
+    _check_file(path)
+    engine = _engine(path, write=False)
+    try:
+        with engine.connect() as conn:
+            if _blank(conn):
+                return True
+            version = _schema_version(conn, path)
+    except DatabaseError as e:
+        raise StateError(f"{path}: state database unusable: {e.orig}", RESTORE) from e
+    finally:
+        engine.dispose()
+    if version > SCHEMA_VERSION:
+        raise StateError(f"{path}: state database has schema version {version}, newer than this publisher "
+                         f"({SCHEMA_VERSION})", "upgrade publisher")
+    return False
+
+
+def _adopt(path: Path) -> None:
+    """Give a blank file the schema, in one write transaction (a concurrent run does it at most once)."""
+    engine = _engine(path, write=True)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if _blank(conn):
+                metadata.create_all(conn)
+                conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            conn.commit()
+    finally:
+        engine.dispose()
+
+
+def _create(path: Path) -> None:
+    """Make a new state database at `path`, complete or not at all: the schema is built in a file beside
+    it, which is then linked into place only if nothing is there yet (another process may have won)."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.new")
+    engine = _engine(temp, write=True)
+    try:
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+            conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+        engine.dispose()
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            log.info("%s: made by another process meanwhile; using it", path)
+        except OSError:  # no hard links here: a rename, which could replace a file made meanwhile
+            if not path.exists():
+                os.replace(temp, path)
+    except (OSError, SQLAlchemyError) as e:
+        raise StateError(f"{path}: cannot create the state database: {getattr(e, 'orig', None) or e}",
+                         "check that the folder of paths.state exists and is writable") from e
+    finally:
+        engine.dispose()
+        for leftover in (temp, temp.with_name(temp.name + "-wal"), temp.with_name(temp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
 
 
 @contextmanager
 def open_store(path: Path, *, write: bool = True) -> Iterator[Store]:
-    """Open (creating on first use) the state database; changes are kept only when `write` is true
-    and the block ends without an exception. A read-only run on a missing file uses memory."""
-    url = f"sqlite:///{path}" if write or path.exists() else "sqlite://"
+    """Open the state database, creating it only where no file exists; changes are kept only when
+    `write` is true and the block ends without an exception. A read-only run opens the file read-only
+    (on a missing file it uses memory). A file that is empty, not SQLite or without the publisher
+    schema is a StateError naming it: starting over would give every article a new id."""
+    exists = path.exists()
+    blank = exists and _inspect(path)
+    if write and blank:
+        _adopt(path)
+    elif write and not exists:
+        _create(path)
+    engine = _engine(path if exists or write else None, write=write)
     try:
-        engine = sa.create_engine(url)
-        if url != "sqlite://":
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
         with engine.connect() as conn:
-            store = Store(conn)
-            store._prepare()
+            store = Store(conn, write=write)
+            store._prepare(path if exists or write else None)
             yield store
             if write:
                 store.trans.commit()
