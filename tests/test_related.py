@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
+import pytest
+
+from publisher.enrich.related import RelatedIndex
 from tests.conftest import Site, run_cli
 
 TOPICS = {
@@ -104,3 +108,54 @@ def test_one_article_and_unknown_slug(site: Site) -> None:
     assert shown.returncode == 0 and shown.stdout.startswith("only: Only")
     missing = run_cli("related", "nope", cwd=site.root)
     assert missing.returncode == 2 and "no published article has the slug 'nope'" in missing.stderr
+
+
+def test_include_newer_ranks_old_lists_again_when_the_archive_changes(site: Site) -> None:
+    """With include_newer from the start, a new article on a topic joins the older articles' lists."""
+    write_topics(site)
+    site.configure("[related]\ninclude_newer = true")
+    assert site.publish().returncode == 0
+    before = related_all(site)
+    assert all(item["slug"] != "football-9" for item in before["football-0"])
+    site.write("football-9.md", "---\ntitle: Football story 9\ndate: 2026-11-20\n---\nThe striker scored a goal at "
+               "the stadium and the club won the league match; the football fans sang for the league leaders.\n")
+    added = run_cli("-v", "publish", "--clock", "2026-11-26T12:00:00Z", cwd=site.root)
+    assert added.returncode == 0, added.stderr
+    assert "related reading: ranking 10 of 10 articles" in added.stderr, added.stderr
+    after = related_all(site, "2026-11-26T12:00:00Z")
+    for slug in ("football-0", "football-1", "football-2"):
+        assert "football-9" in [item["slug"] for item in after[slug]], (slug, after[slug])
+    rss = (site.feeds / "rss.xml").read_text(encoding="utf-8")
+    assert rss.count("Football story 9") >= 2, "the feed items' related reading link to the new article"
+
+
+def _old_format_index() -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, version=np.array([0, 1, 0], dtype=np.int64))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("column", "value"), [("data", b"not an index at all"), ("data", _old_format_index()),
+                                               ("hashes", b"{not json")], ids=["corrupt", "old-format", "bad-hashes"])
+def test_an_unusable_related_index_in_the_state_is_rebuilt(site: Site, column: str, value: bytes) -> None:
+    write_topics(site)
+    assert site.publish().returncode == 0
+    with sqlite3.connect(site.state) as conn:
+        conn.execute(f"UPDATE related_index SET {column} = ?", (value if column == "data" else value.decode(),))
+    conn.close()
+    site.write("football-9.md", "---\ntitle: Football story 9\n---\nThe striker scored a goal at the stadium.\n")
+    result = site.publish(clock="2026-11-26T12:00:00Z")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "related reading: the index in the state database cannot be used" in result.stderr, result.stderr
+    assert "rebuilding it" in result.stderr
+    with sqlite3.connect(site.state) as conn:
+        hashes, data = conn.execute("SELECT hashes, data FROM related_index").fetchone()
+    conn.close()
+    assert len(RelatedIndex.from_bytes(data)) == 10 and len(json.loads(hashes)) == 10
+    assert [i["slug"].split("-")[0] for i in related_all(site, "2026-11-26T12:00:00Z")["football-9"][:2]] == [
+        "football", "football"]

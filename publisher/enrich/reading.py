@@ -14,12 +14,16 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from publisher.config import RelatedSettings
 from publisher.enrich import plain_text
 from publisher.enrich.references import resolve
 from publisher.models import Entry, Identity, Problem
-from publisher.store import Store
+
+if TYPE_CHECKING:
+    from publisher.enrich.related import RelatedIndex
+    from publisher.store import Store
 
 log = logging.getLogger(__name__)
 RANK_VERSION = "1"
@@ -62,10 +66,10 @@ def _rank(need: list[str], entries: Mapping[str, Entry], identities: Mapping[str
         return found
 
     hashes = {s: e.content_hash for s, e in entries.items()}
-    stored = store.related_index()
+    stored = _stored_index(store)
     changed = [s for s in hashes if stored is None or stored[0].get(s) != hashes[s]]
     gone = [s for s in stored[0] if hashes.get(s) != stored[0][s]] if stored else []
-    index = RelatedIndex.from_bytes(stored[1]) if stored else None
+    index = stored[1] if stored else None
     if index is not None and (changed or gone):
         index.remove(gone)
         if len(changed) < len(hashes) // 2:
@@ -80,12 +84,40 @@ def _rank(need: list[str], entries: Mapping[str, Entry], identities: Mapping[str
     return {slug: [(r.key, r.score, r.reason) for r in items] for slug, items in ranked.items()}
 
 
+def _stored_index(store: Store) -> tuple[dict[str, str], RelatedIndex] | None:
+    """The index kept in the state, or None (a new one is built) when there is none or it is unreadable:
+    corrupt, or written by an older format."""
+    from publisher.enrich.related import RelatedIndex
+
+    try:
+        stored = store.related_index()
+        if stored is None:
+            return None
+        hashes, data = stored
+        if not isinstance(hashes, dict):
+            raise ValueError("the article hashes are not a JSON object")
+        return {str(k): str(v) for k, v in hashes.items()}, RelatedIndex.from_bytes(data)
+    except ValueError as e:  # json.JSONDecodeError is a ValueError too
+        log.warning("related reading: the index in the state database cannot be used (%s); rebuilding it", e)
+        return None
+
+
+def _cached_lists(store: Store) -> dict[str, tuple[str, Ranked]]:
+    """The rankings kept in the state; none (every list is ranked again) when they are unreadable."""
+    try:
+        return store.related_lists()
+    except (ValueError, TypeError) as e:
+        log.warning("related reading: the cached lists in the state database cannot be used (%s); ranking "
+                    "again", e)
+        return {}
+
+
 def relate(entries: Mapping[str, Entry], identities: Mapping[str, Identity], store: Store,
            html_of: Callable[[Iterable[str]], dict[str, str]], settings: RelatedSettings) -> Reading:
     """Source references first, then ranked similar articles, up to `settings.count` per article."""
     found, missing = resolve(list(entries.values()))
     keys = _input_keys(entries, settings)
-    cached = store.related_lists()
+    cached = _cached_lists(store)
     fresh: dict[str, tuple[str, Ranked]] = {}
     need = [s for s in sorted(entries) if s not in cached or cached[s][0] != keys[s]
             or any(target not in entries for target, _, _ in cached[s][1])]
