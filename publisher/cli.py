@@ -39,8 +39,10 @@ def wait_option(func: F) -> F:
 
 @contextmanager
 def _locked(settings: Settings, wait: float, what: str, skip: bool = False) -> Iterator[None]:
-    """One run at a time (publish, send, the scheduled job); a busy lock ends the command (exit 75)."""
-    from publisher.lock import Busy, acquire
+    """One run at a time (publish, send, the scheduled job); a busy lock ends the command (exit 75), and
+    so does a lock file that cannot be written (exit 2)."""
+    from publisher.errors import PublisherError
+    from publisher.lock import acquire
 
     if skip:
         yield
@@ -48,7 +50,7 @@ def _locked(settings: Settings, wait: float, what: str, skip: bool = False) -> I
     try:
         with acquire(settings.paths.state, wait, what):
             yield
-    except Busy as e:
+    except PublisherError as e:  # lock.Busy (75), or the lock file's StateError (2)
         _fail(e, e.exit_code)
 
 

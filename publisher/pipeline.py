@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # SQLAlchemy is not imported by the parsing workers, which im
     from publisher.store import Store
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: entries cleaned at the load boundary (issue 9)
 STATE_HINT = "fix the article (see the reason), or report it with the file attached"
 SAVE_EVERY = 500  # parsed files written to the cache at a time
 PARALLEL_FROM = 1000  # parse in several processes from this many changed files
@@ -80,9 +80,9 @@ def read_one(source: SourceFile, site: SiteSettings) -> Parsed:
 
     try:
         doc = read(source, site.tz)
+        entry, html = enrich(doc, site)
     except ArticleError as e:
-        return Problem(e.path, e.message, e.hint, e.line, getattr(e, "severity", "error"))
-    entry, html = enrich(doc, site)
+        return Problem(e.path, e.message, e.hint, e.line, e.severity)
     if not entry.summary:
         empty = Problem(source.rel, "empty summary: the article has no paragraph of text", "add 'summary:' "
                         "to the front matter or a paragraph to the text", None, "warning")
@@ -319,15 +319,17 @@ def templates_key(site_templates: Path) -> str:
     return digest.hexdigest()
 
 
-def digest_files(archive: Archive, now: datetime, *, force: bool, record: bool) -> tuple[dict[str, bytes], str | None]:
-    """Render the next digest (if any) and the archive page; returns files and the digest id."""
+def digest_files(archive: Archive, now: datetime, *, force: bool,
+                 record: bool) -> tuple[dict[str, bytes], str | None, list[Problem]]:
+    """Render the next digest (if any) and the archive page; returns files, the digest id and the
+    articles the digest had to leave out (it goes without them)."""
     from publisher.render.archive import render_index
-    from publisher.render.digest import archive_copy, render_digest
+    from publisher.render.digest import archive_copy, render_digest_checked
 
     settings, store = archive.settings, archive.store
     templates = settings.paths.templates
     digest = next_digest(archive.newest(), archive.identities, store, settings, now, archive.articles, force=force)
-    rendered = render_digest(digest, settings, templates) if digest else None
+    rendered, problems = render_digest_checked(digest, settings, templates) if digest else (None, [])
     if rendered and record:
         from publisher.deliver.journal import Journal
         from publisher.deliver.message import subject_line
@@ -348,7 +350,7 @@ def digest_files(archive: Archive, now: datetime, *, force: bool, record: bool) 
     key = memo_key((history, listing, templates_key(templates), settings.site, settings.feeds.formats))
     files["index.html"] = memoized(archive, "index.html", key,
                                    lambda: render_index(settings, templates, history, listing), record=record)
-    return files, digest.id if digest else None
+    return files, rendered.digest.id if rendered else None, problems
 
 
 @dataclass
@@ -453,7 +455,9 @@ def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cac
         run = prepare(settings, store, now, use_cache=use_cache, progress=progress, scanned=scanned)
         outputs, render_problems = feed_files(run.archive, record=not dry_run)
         run.left_out(render_problems)
-        digest_outputs, digest_id = digest_files(run.archive, now, force=force_digest, record=not dry_run)
+        digest_outputs, digest_id, digest_problems = digest_files(run.archive, now, force=force_digest,
+                                                                  record=not dry_run)
+        run.problems += digest_problems  # still published in the feeds: reported, not skipped
         outputs.update(digest_outputs)
         if not dry_run:
             remember_run(store, key, run, now, outputs)

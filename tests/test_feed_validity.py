@@ -141,16 +141,24 @@ def test_hostile_titles_are_escaped_once_and_links_are_uris(hostile: Site, name:
     assert "https://example.com/img/a.png" in images and all(URI_CHARS.fullmatch(u) for u in images)
 
 
-def test_a_body_that_sanitises_to_nothing_gets_text_content(site: Site) -> None:
+def test_a_body_that_sanitises_to_nothing_is_refused_at_load_and_never_blank_in_a_feed(site: Site,
+                                                                                     tmp_path: Path) -> None:
+    """The load boundary refuses such an article (one error line naming it); the renderers, given one
+    anyway, never write whitespace-only content: JSON Feed gets content_text, RSS and Atom the summary."""
     site.write("script.md", "---\ntitle: Only script\nsummary: What it was about.\n---\n<script>alert(1)</script>\n")
-    assert site.publish().returncode == 0
-    (item,) = json.loads((site.feeds / "feed.json").read_bytes())["items"]
-    assert "content_html" not in item and item["content_text"] == "What it was about."
+    site.write("good.md", "---\ntitle: Good\n---\nA good article.\n")
+    result = site.publish()
+    assert result.returncode == 1 and "error: script.md" in result.stderr and "Traceback" not in result.stderr
+    settings = load_settings(None, tmp_path)
+    blank = article("blank", "Only script", html=" \n ")
+    files, problems = render_feeds_checked(settings.site, [blank], ["rss", "atom", "json"])
+    assert problems == []
+    (item,) = json.loads(files["feed.json"])["items"]
+    assert "content_html" not in item and item["content_text"] == "A summary."
     for name in ("rss.xml", "atom.xml"):
-        data = (site.feeds / name).read_bytes()
-        assert feed_errors(name, data) == []
-        (entry,) = feedparser.parse(data).entries
-        assert entry.content[0].value == "<p>What it was about.</p>"
+        assert feed_errors(name, files[name]) == []
+        (entry,) = feedparser.parse(files[name]).entries
+        assert entry.content[0].value == "<p>A summary.</p>"
 
 
 def test_pub_date_is_the_article_date_not_the_clock(site: Site) -> None:

@@ -204,3 +204,12 @@ def test_a_full_disk_at_lock_time_is_one_line_naming_the_lock_file(tmp_path: Pat
     assert "\n" not in message and str(lock.lock_path(state)) in message, message
     assert "No space left on device" in message and "paths.state" in message, message
     assert isinstance(failed.value.__cause__, OSError), "raised from the OSError"
+
+
+def test_a_full_disk_at_lock_time_is_one_line_from_the_cli(site: Site) -> None:
+    site.write("one.md", "---\ntitle: One\n---\nText.\n")
+    lock.lock_path(site.state).symlink_to("/dev/full")
+    result = site.publish()
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    lines = errors(result)
+    assert len(lines) == 1 and "publisher.db.lock" in lines[0] and "No space left" in lines[0], lines

@@ -183,8 +183,8 @@ def test_bad_file_name_is_a_problem_not_a_crash(folders: tuple[Path, Path]) -> N
 
 
 def test_publish_never_carries_a_file_from_outside(site: Site, tmp_path: Path) -> None:
-    """Through the real CLI: the secret reaches no feed and no state; the link is named on stderr
-    (as a one-line error once the pipeline reports scan problems, a logged warning until then)."""
+    """Through the real CLI: the secret reaches no feed and no state; each link is named in a one-line
+    error on stderr and the exit code says an article was refused."""
     outside = tmp_path / "outside"
     (outside / "folder").mkdir(parents=True)
     (outside / "secret.md").write_text(ARTICLE.format(title="Secret", body=SECRET), encoding="utf-8")
@@ -195,9 +195,10 @@ def test_publish_never_carries_a_file_from_outside(site: Site, tmp_path: Path) -
     os.symlink(".", site.articles / "self")
     result = site.publish()
     assert "Traceback" not in result.stderr, result.stderr
-    assert result.returncode in (0, 1), result.stderr
+    assert result.returncode == 1, result.stderr
     for rel in ("passwd.md", "more"):
-        assert any(rel in line and "outside the articles folder" in line for line in result.stderr.splitlines())
+        assert any(line.startswith(f"error: {rel}") and "outside the articles folder" in line
+                   for line in result.stderr.splitlines()), result.stderr
     outputs = site.feed_bytes()
     assert "Good Article" in outputs["feed.json"].decode("utf-8")
     for name, data in outputs.items():
