@@ -29,9 +29,14 @@ def _log_runs() -> None:
 def _print_next(count: int, plan: ScheduleSettings, clock: str | None) -> None:
     from publisher.cron import next_runs
 
+    runs = next_runs(plan, count, _now(clock) if clock else datetime.now(UTC))
+    if not runs:  # config validation refuses such a cron; this is the trigger's own word on it
+        click.echo(f"error: 'schedule.cron' = '{plan.cron}' never fires in {plan.timezone}", err=True)
+        sys.exit(2)
     jitter = f", each up to {plan.jitter} s later (jitter)" if plan.jitter else ""
-    click.echo(f"next {count} runs of '{plan.cron}' in {plan.timezone}{jitter}:")
-    for run in next_runs(plan, count, _now(clock) if clock else datetime.now(UTC)):
+    what = "run" if len(runs) == 1 else f"{len(runs)} runs"
+    click.echo(f"next {what} of '{plan.cron}' in {plan.timezone}{jitter}:")
+    for run in runs:
         note = f"  ({run.note})" if run.note else ""
         click.echo(f"{run.local:%a %Y-%m-%d %H:%M:%S %Z}  =  {run.utc:%Y-%m-%d %H:%M:%S} UTC{note}")
 

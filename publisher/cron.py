@@ -51,11 +51,11 @@ def parse_duration(text: str) -> int:
 
 def check_cron(value: str) -> str | None:
     try:
-        parse_cron(value)
+        never = never_fires(parse_cron(value))
     except ValueError as e:
         return (f"is not a cron expression: {e}; write minute hour day-of-month month day-of-week, "
                 "e.g. '0 7 * * mon' (Monday 07:00)")
-    return None
+    return f"never fires: {never}" if never else None
 
 
 def check_duration(value: str) -> str | None:
@@ -155,12 +155,42 @@ def parse_cron(text: str) -> Cron:
     field (an extension, as in Quartz or node-cron), for tests and sub-minute schedules."""
     words = MACROS.get(text.strip().lower(), text).split()
     if len(words) not in (5, 6):
-        raise ValueError(f"{len(words)} fields, expected 5 (or 6 with a leading seconds field)")
+        raise ValueError(f"{len(words)} field{'' if len(words) == 1 else 's'}, expected 5 (or 6 with a leading "
+                         "seconds field)")
     words = words if len(words) == 6 else ["0", *words]
     second, minute, hour, day, month, weekday = (_values(w, *spec) for w, spec in zip(words, CRON_FIELDS, strict=True))
     return Cron(second, minute, hour, day, month, frozenset(d % 7 for d in weekday),
                 day_star=words[3].startswith("*"), weekday_star=words[5].startswith("*"),
                 wall_star=words[1].startswith("*") or words[2].startswith("*"))
+
+
+MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+               "November", "December")
+MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February 29 exists (in leap years)
+
+
+def _ordinal(day: int) -> str:
+    return f"{day}{'th' if 10 <= day % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(day % 10, 'th')}"
+
+
+def _either(words: list[str], joint: str) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {joint} {words[-1]}"
+
+
+def never_fires(cron: Cron) -> str | None:
+    """Why the parsed expression can never fire (every day of month it names is past the end of every
+    month it names: '0 7 31 2 *'), or None. When the day of week is restricted too, cron runs on days
+    matching either field, so the expression fires; with `*` there, any date that exists comes round
+    on every weekday over the years."""
+    if cron.day_star or not cron.weekday_star:
+        return None
+    if any(day <= MONTH_DAYS[month - 1] for day in cron.day for month in cron.month):
+        return None
+    months = [MONTH_NAMES[m - 1] for m in sorted(cron.month)]
+    days = [_ordinal(d) for d in sorted(cron.day)]
+    ranges = [f"{MONTH_NAMES[m - 1]} 1-{MONTH_DAYS[m - 1]}" for m in sorted(cron.month)]
+    return (f"{_either(months, 'and')} {'has' if len(months) == 1 else 'have'} no {_either(days, 'or')}; "
+            f"pick a day of month that exists ({_either(ranges, 'or')})")
 
 
 def _skipped(moment: datetime) -> bool:

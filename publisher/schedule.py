@@ -29,6 +29,7 @@ import os
 import signal
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -114,12 +115,18 @@ def _summary(stamp: str, report: PublishReport, new: int, delivery: DeliveryRepo
 
 
 def _failed(stamp: str, error: Exception) -> RunResult:
+    """One line for a run that did not complete; the scheduler goes on. A bug (not a PublisherError)
+    names where it was raised; its traceback follows only with -v (publisher -v schedule)."""
     if isinstance(error, PublisherError):
         line = f"run {stamp}: not done: {error}"
         log.error("%s", line)
         return RunResult(error.exit_code, line)
-    line = f"run {stamp}: failed with an unexpected error: {error!r}"
-    log.error("%s", line, exc_info=error)
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    verbose = logging.getLogger().isEnabledFor(logging.INFO)
+    line = f"run {stamp}: failed with an unexpected error{where}: {error!r}"
+    log.error("%s%s", line, "" if verbose else " (publisher -v schedule shows the traceback)",
+              exc_info=error if verbose else None)
     return RunResult(1, line)
 
 
@@ -135,12 +142,11 @@ def run_job(config: str, wait: float | None = None) -> RunResult:
         with lock.acquire(settings.paths.state, patience, "the scheduled run", stop=STOP.is_set,
                           hint="this run is skipped; the next one goes ahead as scheduled"):
             report, delivery = publish_and_deliver(settings, _clock, STOP.is_set)
-        new = _carried(settings, report.digest)
-    except Exception as e:  # one run's error is logged; the scheduler goes on
+        for problem in report.problems:
+            log.warning("%s: %s", problem.severity, problem)
+        return _summary(stamp, report, _carried(settings, report.digest), delivery, time.perf_counter() - timer)
+    except Exception as e:  # one run's error is logged in one line; the scheduler goes on
         return _failed(stamp, e)
-    for problem in report.problems:
-        log.warning("%s: %s", problem.severity, problem)
-    return _summary(stamp, report, new, delivery, time.perf_counter() - timer)
 
 
 def resume_delivery(config: str) -> RunResult:
@@ -167,6 +173,7 @@ def resume_delivery(config: str) -> RunResult:
 # --- the scheduler -----------------------------------------------------------------------------------
 
 BUSY_TIMEOUT = 300  # seconds the job store waits for the state database (a publish holds one transaction)
+STORE_RETRY = 10  # seconds before the scheduler tries a job store that failed again
 
 
 @functools.cache
@@ -183,11 +190,23 @@ def _apscheduler() -> Any:
         shutdown() changes the state while the main loop may be submitting due jobs (then remove_job
         fails and the loop dies), and the loop looks for due jobs once more after shutdown (a job due
         then goes to the stopped executor, fails, and its next run time is advanced: a lost run). Here
-        both happen under the job stores' lock, and no job is looked for once the state is stopped."""
+        both happen under the job stores' lock, and no job is looked for once the state is stopped.
+        APScheduler retries a job store it cannot read, but a failed write (the next run time, while a
+        publish holds the state database longer than BUSY_TIMEOUT) ended its main loop: here it is one
+        line and a retry. The run already submitted may then run once more: publish is idempotent."""
 
         def _process_jobs(self) -> Any:
+            from sqlalchemy.exc import SQLAlchemyError
+
             with self._jobstores_lock:
-                return None if self.state == STATE_STOPPED else super()._process_jobs()
+                if self.state == STATE_STOPPED:
+                    return None
+                try:
+                    return super()._process_jobs()
+                except SQLAlchemyError as e:  # storing a next run time failed (busy or full): try again soon
+                    log.warning("the job store could not be written (%s): trying again in %g s",
+                                str(e).splitlines()[0], self.jobstore_retry_interval)
+                    return self.jobstore_retry_interval
 
         def shutdown(self, wait: bool = True) -> None:
             with self._jobstores_lock:
@@ -217,7 +236,9 @@ class Service:
         self._guard = threading.Lock()
         self._down = False
 
-    def _when(self, moment: datetime) -> str:
+    def _when(self, moment: datetime | None) -> str:
+        if moment is None:  # a trigger that never fires (config validation refuses such a cron)
+            return "never"
         return f"{moment.astimezone(self.plan.tz):%Y-%m-%d %H:%M:%S %Z} ({moment.astimezone(UTC):%H:%M:%S} UTC)"
 
     def _build(self, persistent: bool) -> Any:
@@ -231,6 +252,7 @@ class Service:
             if persistent else MemoryJobStore()
         scheduler = _apscheduler()(
             timezone=self.plan.tz, jobstores={"default": default, "memory": MemoryJobStore()},
+            jobstore_retry_interval=STORE_RETRY,
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": self.plan.catch_up_seconds})
         scheduler.add_listener(self._not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
@@ -257,8 +279,9 @@ class Service:
         with lock.acquire_scheduler(self.settings.paths.state):
             self.scheduler = self._build(persistent=True)
             self.scheduler.add_listener(self._started, EVENT_SCHEDULER_STARTED)
+            # however slow the start (a busy job store), these date jobs run: no misfire_grace_time
             self.scheduler.add_job(RESUME_FUNC, "date", id="resume", jobstore="memory", args=[self.config],
-                                   name="finish an unfinished delivery")
+                                   name="finish an unfinished delivery", misfire_grace_time=None)
             log.info("scheduler started (pid %d) for %s: %s, catch_up %s", os.getpid(), self.settings.paths.state,
                      self.trigger, self.plan.catch_up)
             self._start()
@@ -272,7 +295,7 @@ class Service:
         self.scheduler.add_listener(self._once_done, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         self.scheduler.add_listener(lambda _event: STOP.is_set() and self._shutdown(False), EVENT_SCHEDULER_STARTED)
         self.scheduler.add_job(JOB_FUNC, "date", id="once", args=[self.config], kwargs={"wait": 0},
-                               name="publisher publish (once)")
+                               name="publisher publish (once)", misfire_grace_time=None)
         self._start()
         return self.results[0] if self.results else RunResult(130, "stopped before the run started")
 
@@ -324,16 +347,21 @@ class Service:
         changes = {key: value for key, value in options.items() if getattr(job, key) != value}
         if job.func_ref != JOB_FUNC:
             changes["func"] = JOB_FUNC
-        if not self.trigger.same_times(job.trigger):
-            log.info("schedule changed from %s to %s: rescheduled", job.trigger, self.trigger)
-            job = scheduler.reschedule_job(JOB_ID, "default", trigger=self.trigger)
+        rescheduled = not self.trigger.same_times(job.trigger)
+        if rescheduled:  # what reschedule_job does, in the same single write as the other changes
+            changes.update(trigger=self.trigger, next_run_time=self.trigger.get_next_fire_time(None, _clock()))
         elif str(job.trigger) != str(self.trigger):
             changes["trigger"] = self.trigger  # jitter only: the next run time stays
         else:
             self._missed_while_down(job.next_run_time)
-        if changes:
+        old = job.trigger
+        if changes:  # one write, logged once stored: a kill before it leaves the stored job as it was
             job = scheduler.modify_job(JOB_ID, "default", **changes)
-            log.info("job updated from the config: %s", ", ".join(sorted(changes)))
+        if rescheduled:
+            log.info("schedule changed from %s to %s: rescheduled", old, self.trigger)
+        updated = sorted(set(changes) - ({"trigger", "next_run_time"} if rescheduled else set()))
+        if updated:
+            log.info("job updated from the config: %s", ", ".join(updated))
         log.info("next run %s", self._when(job.next_run_time))
 
     def _missed_while_down(self, due: datetime | None) -> None:

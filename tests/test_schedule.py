@@ -7,6 +7,7 @@ Schedules in these tests use the optional leading seconds field ("*/2 * * * * *"
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 import signal
 import sqlite3
@@ -14,14 +15,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from publisher import lock
-from publisher.cron import CronSchedule, ScheduleSettings, check_cron, next_runs, parse_cron
+from publisher.cron import CronSchedule, ScheduleSettings, check_cron, never_fires, next_runs, parse_cron
 from tests.conftest import Site, run_cli
 from tests.mailserver import Collector, smtp_server
 
@@ -148,31 +149,48 @@ def test_a_per_second_cron_publishes_and_delivers_on_schedule(site: Site, schedu
     assert "Traceback" not in scheduler.text
 
 
+def logged_time(line: str, after: str) -> datetime:
+    """The moment a scheduler logged after the words `after` ('... 22:34:58 CET (21:34:58 UTC)'), in UTC."""
+    match = re.search(re.escape(after) + r" .*?\((\d\d:\d\d:\d\d) UTC\)", line)
+    assert match is not None, line
+    clock, now = datetime.strptime(match.group(1), "%H:%M:%S").time(), datetime.now(UTC)
+    days = (now.date() + timedelta(days=d) for d in (-1, 0, 1))
+    return min((datetime.combine(day, clock, UTC) for day in days), key=lambda t: abs(t - now))
+
+
 def test_killed_and_restarted_it_catches_up_once_inside_catch_up_and_skips_outside(
         site: Site, schedulers: list[Scheduler]) -> None:
+    """Each scheduler is killed after it logged the next run time it stored, and the test times the
+    restart from that logged time: neither how fast a process starts nor where the kill lands matters."""
     news(site)
-    second, due = second_in(3)
+    second, _ = second_in(3)
     set_schedule(site, f"{second} * * * * *", catch_up="30s")
     first = start(schedulers, site)
-    first.wait_for("job stored")
+    (stored,) = first.wait_for(r"job stored: .*; next run ")
     first.stop(signal.SIGKILL)
+    due = logged_time(stored, "next run")
     sleep_until(due + timedelta(seconds=1.5))
     restarted = start(schedulers, site)
-    restarted.wait_for(r"a run was missed while stopped due .*: it starts now, \d s late \(within catch_up = 30s\)")
+    (missed,) = restarted.wait_for(
+        r"a run was missed while stopped due .*: it starts now, \d+ s late \(within catch_up = 30s\)")
+    assert logged_time(missed, "due") == due, missed
     restarted.wait_for(RUN_LINE + "1 new article")
     time.sleep(1)
     assert restarted.stop() == 0, restarted.text
-    assert len(restarted.matching(RUN_LINE)) == 1, restarted.text
+    assert len(restarted.matching(RUN_LINE)) == 1 and not first.matching(RUN_LINE), restarted.text
 
     news(site, "two.md", "Second news")
-    second, due = second_in(3)
+    second, _ = second_in(3)
     set_schedule(site, f"{second} * * * * *", catch_up="2s")
     third = start(schedulers, site)
     third.wait_for("schedule changed")
+    (line,) = third.wait_for(r"publisher\.schedule: next run ")  # the last line of the start: all stored
     third.stop(signal.SIGKILL)
+    due = logged_time(line, "next run")
     sleep_until(due + timedelta(seconds=4))
     late = start(schedulers, site)
-    late.wait_for(r"skipped the run due .*: it would start \d s late, more than catch_up = 2s; next run ")
+    (skipped,) = late.wait_for(r"skipped the run due .*: it would start \d+ s late, more than catch_up = 2s; next run ")
+    assert logged_time(skipped, "due") == due, skipped
     time.sleep(1)
     assert late.stop() == 0, late.text
     assert not late.matching(RUN_LINE) and not third.matching(RUN_LINE), late.text
@@ -240,6 +258,69 @@ def test_an_error_in_one_run_is_logged_with_its_hint_and_the_scheduler_goes_on(
     scheduler.wait_for(RUN_LINE + "1 new article, .* digest ", count=2)
     assert scheduler.process.poll() is None and scheduler.stop() == 0, scheduler.text
     assert "Traceback" not in scheduler.text
+
+
+def test_a_job_store_write_that_fails_is_one_line_and_the_scheduler_goes_on(
+        site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The state database held by another writer for longer than the job store waits (1 s here): the
+    scheduler cannot store the next run time. It says so in one line and tries again; runs go on."""
+    from publisher import schedule
+    from publisher.config import load_settings
+
+    monkeypatch.setattr(schedule, "BUSY_TIMEOUT", 1)
+    monkeypatch.setattr(schedule, "STORE_RETRY", 1)
+    monkeypatch.chdir(site.root)
+    caplog.set_level(logging.INFO, logger="publisher.schedule")
+    news(site)
+    set_schedule(site, "* * * * * *", timezone="UTC")
+    settings = load_settings(None, site.root)
+    service = schedule.Service(settings, settings.schedule)
+    schedule.STOP.clear()
+    thread = threading.Thread(target=service.run_forever, daemon=True)
+    thread.start()
+
+    def run_lines() -> list[str]:
+        return [r.getMessage() for r in list(caplog.records) if r.getMessage().startswith("run ")]
+
+    def wait(check: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 20
+        while not check():
+            assert thread.is_alive() and time.monotonic() < deadline, (what, caplog.text)
+            time.sleep(0.05)
+
+    try:
+        wait(lambda: len(run_lines()) >= 1, "a first run")  # (which may itself hold the state too long)
+        writer = sqlite3.connect(site.state, timeout=10, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        failed = caplog.text.count("the job store could not be written")
+        wait(lambda: caplog.text.count("the job store could not be written") > failed, "the job store's error")
+        writer.execute("ROLLBACK")
+        writer.close()
+        before = len(run_lines())
+        wait(lambda: len(run_lines()) >= before + 2, "two more runs")
+    finally:
+        service.stop(signal.SIGTERM)
+        thread.join(30)
+        schedule.STOP.clear()
+    assert not thread.is_alive() and service.error is None, caplog.text
+    errors = [r for r in caplog.records if "the job store could not be written" in r.getMessage()]
+    assert errors and all(r.exc_info is None and "\n" not in r.getMessage() for r in errors), caplog.text
+    assert "Traceback" not in caplog.text
+
+
+def test_a_run_that_fails_with_a_bug_is_one_line_naming_where(caplog: pytest.LogCaptureFixture) -> None:
+    from publisher import schedule
+
+    caplog.set_level(logging.WARNING)  # as without -v
+    try:
+        {}["missing"]
+    except KeyError as e:
+        result = schedule._failed("2026-11-29 08:00:00 UTC", e)
+    (record,) = caplog.records
+    assert record.exc_info is None and "\n" not in record.getMessage(), caplog.text
+    assert re.fullmatch(r"run 2026-11-29 08:00:00 UTC: failed with an unexpected error at test_schedule\.py:\d+: "
+                        r"KeyError\('missing'\) \(publisher -v schedule shows the traceback\)", record.getMessage())
+    assert result.exit_code == 1 and "Traceback" not in caplog.text
 
 
 def test_once_runs_the_job_through_the_scheduler_and_exits(site: Site) -> None:
@@ -419,13 +500,51 @@ def test_cron_runs_when_either_day_field_matches_and_accepts_macros_and_names() 
 
 
 @pytest.mark.parametrize(("cron", "problem"), [
-    ("0 7 * *", "4 fields"), ("61 * * * *", "61 is outside 0-59"), ("0 7 * * fri-mon", "goes backwards"),
+    ("0 7 * *", "4 fields"), ("@dayly", "1 field, expected 5"), ("61 * * * *", "61 is outside 0-59"),
+    ("0 7 * * fri-mon", "goes backwards"),
     ("0 7 * * funday", "'funday' is not a number or a name"), ("5/15 * * * *", "a step needs a range"),
     ("0 7 32 * *", "32 is outside 1-31"), ("*/0 * * * *", "step '0'"),
 ])
 def test_a_bad_cron_is_a_clear_error(cron: str, problem: str) -> None:
     message = check_cron(cron)
     assert message is not None and problem in message, message
+
+
+@pytest.mark.parametrize(("cron", "problem"), [
+    ("0 7 31 2 *", "February has no 31st; pick a day of month that exists (February 1-29)"),
+    ("0 7 30,31 feb *", "February has no 30th or 31st"), ("0 7 31 2 */2", "February has no 31st"),
+    ("0 7 31 4,6,9,11 *", "April, June, September and November have no 31st"),
+    ("0 0 0 31 2,4 *", "February and April have no 31st"),
+    ("0 7 29 2 *", None), ("0 7 31 2 mon", None), ("0 7 31 1-12/2 *", None), ("0 7 22,31 2 *", None),
+    ("@yearly", None), ("0 7 31 * *", None),
+])
+def test_a_cron_that_never_fires_is_named_and_the_trigger_agrees(cron: str, problem: str | None) -> None:
+    message = check_cron(cron)
+    if problem is None:
+        assert message is None and never_fires(parse_cron(cron)) is None, message
+    else:
+        assert message is not None and message.startswith(f"never fires: {problem}"), message
+    fires = CronSchedule(cron, "Europe/Berlin").get_next_fire_time(None, datetime(2026, 11, 29, tzinfo=UTC))
+    assert (fires is not None) == (problem is None), "APScheduler's CronTrigger, translated, says the same"
+
+
+@pytest.mark.parametrize("args", [("--next", "3"), ("--once",), ()])
+def test_a_cron_that_never_fires_stops_schedule_with_one_line_and_exit_2(site: Site, args: tuple[str, ...]) -> None:
+    set_schedule(site, "0 7 31 2 *")
+    result = run_cli("schedule", *args, cwd=site.root)
+    assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line == (f"error: {site.root / 'publisher.toml'}: 'schedule.cron' = '0 7 31 2 *' never fires: February "
+                    "has no 31st; pick a day of month that exists (February 1-29)"), line
+
+
+def test_next_counts_runs_in_good_english(site: Site) -> None:
+    set_schedule(site, "0 7 * * mon")
+    one = run_cli("schedule", "--next", "1", "--clock", "2026-11-29T12:00:00Z", cwd=site.root)
+    assert one.stdout.splitlines() == ["next run of '0 7 * * mon' in Europe/Berlin:",
+                                       "Mon 2026-11-30 07:00:00 CET  =  2026-11-30 06:00:00 UTC"], one.stderr
+    two = run_cli("schedule", "--next", "2", "--clock", "2026-11-29T12:00:00Z", cwd=site.root)
+    assert two.stdout.splitlines()[0] == "next 2 runs of '0 7 * * mon' in Europe/Berlin:", two.stderr
 
 
 def test_a_bad_schedule_setting_stops_with_the_key_named(site: Site) -> None:
