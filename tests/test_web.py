@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -355,8 +356,9 @@ def test_forged_altered_and_expired_links_are_refused(web: Web) -> None:
         friendly(httpx.post(web.url + "unsubscribe", params={"token": token}), 400, "link does not work")
     port = free_port()
     later = datetime.now(UTC) + timedelta(hours=48, minutes=1)
-    with uvicorn_server(create_app(web.settings, clock=lambda: later), port) as future:
-        friendly(httpx.get(link.replace(web.url, future)), 410, "expired")
+    with uvicorn_server(create_app(web.settings, options=WebOptions(confirm_hours=1), clock=lambda: later),
+                        port) as future:
+        friendly(httpx.get(link.replace(web.url, future)), 410, "Confirmation links work for 1 hour. Subscribe")
     assert web.statuses()[address] == "pending" and web.statuses()["oneclick@example.org"] == "active"
     friendly(httpx.get(link), 200, "You are subscribed")
 
@@ -506,6 +508,92 @@ def test_serve_command_runs_uvicorn_in_the_foreground_and_hides_tokens_in_its_lo
         out, err = process.communicate(timeout=15)
     assert process.returncode == 0, err
     assert "GET /unsubscribe?token=… HTTP/1.1" in out and "secretpart" not in out + err
+
+
+class ServeLog:
+    """`python -m publisher -v serve` in a subprocess on 127.0.0.1; its log (stderr) read as it comes."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/"
+        self.process = subprocess.Popen([sys.executable, "-m", "publisher", "-v", "serve", "--port", str(port)],
+                                        cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        self.lines.extend(line.rstrip("\n") for line in self.process.stderr)
+
+    def wait_for(self, words: str, timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        while not (found := [line for line in list(self.lines) if words in line]):
+            assert self.process.poll() is None and time.monotonic() < deadline, (words, self.lines)
+            time.sleep(0.05)
+        return found[0]
+
+    def stop(self) -> str:
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(15) == 0, self.lines
+        self.reader.join(5)
+        return "\n".join(self.lines)
+
+
+@contextmanager
+def serve_log(root: Path) -> Iterator[ServeLog]:
+    """A site with one article, served by `publisher -v serve` (which creates the state)."""
+    root.mkdir()
+    port = free_port()
+    (root / "articles").mkdir()
+    shutil.copy(SEED, root / "articles" / SEED.name)
+    (root / "publisher.toml").write_text(f'[site]\nurl = "http://127.0.0.1:{port}/"\n', encoding="utf-8")
+    server = ServeLog(root, port)
+    try:
+        server.wait_for("Uvicorn running on")
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(10)
+
+
+def half_post(url: str, path: str, body: bytes, length: int) -> None:
+    """A raw HTTP/1.1 POST that announces `length` bytes of body, sends `body` (fewer), and hangs up."""
+    parsed = httpx.URL(url)
+    with socket.create_connection((parsed.host, parsed.port or 80), timeout=5) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {parsed.host}\r\nContent-Type: application/x-www-form-"
+                     f"urlencoded\r\nContent-Length: {length}\r\n\r\n".encode() + body)
+        time.sleep(0.2)  # the server is now waiting for the rest of the body
+
+
+def test_a_client_that_hangs_up_mid_post_is_one_short_line_in_the_serve_log_not_a_traceback(tmp_path: Path) -> None:
+    with serve_log(tmp_path / "site") as server:
+        half_post(server.url, "/subscribe", b"email=reader%40example.org&na", 200)
+        line = server.wait_for("disconnected")
+        assert line.endswith("POST /subscribe: the client disconnected before sending the whole request"), line
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.get("subscribe").status_code == 200, "the server goes on"
+            token = re.search(r'name="csrf" value="([^"]+)"', client.get("subscribe").text)
+            assert token is not None
+            half_post(server.url, "/subscribe", b"email=a%40example.org&csrf=" + token.group(1).encode(), 999)
+            server.wait_for("disconnected", timeout=5)
+        log = server.stop()
+    assert "Traceback" not in log and "Exception in ASGI application" not in log, log
+    assert len([x for x in log.splitlines() if "disconnected" in x]) == 2, log
+
+
+def test_an_unusable_state_is_a_503_page_and_one_log_line_without_a_traceback(tmp_path: Path) -> None:
+    with serve_log(tmp_path / "site") as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        token = form_token(client)
+        state = tmp_path / "site" / "publisher.db"
+        state.write_bytes(b"not a database, " * 4096)
+        friendly(subscribe(client, "reader@example.org", token), 503, "Please try again")
+        line = server.wait_for("POST /subscribe: ")
+        assert line.startswith("ERROR publisher.web.app: "), line
+        assert f"{state}: the state database is not an SQLite database" in line, line
+        log = server.stop()
+    assert "Traceback" not in log and "Exception in ASGI application" not in log, log
+    assert len([x for x in log.splitlines() if "POST /subscribe: " in x]) == 1, log
 
 
 def test_serve_refuses_a_localhost_site_url_on_a_public_interface(tmp_path: Path) -> None:
