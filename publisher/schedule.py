@@ -111,6 +111,8 @@ def _summary(stamp: str, report: PublishReport, new: int, delivery: DeliveryRepo
         line += "; stopped by a signal after recording the last message: the rest is sent on the next start"
     code = 130 if delivery.stopped else 1 if report.errors or delivery.failed else 0
     log.log(logging.WARNING if code else logging.INFO, "%s", line)
+    for severity, text in delivery.problem_lines():
+        log.log(logging.WARNING if severity == "warning" else logging.ERROR, "run %s: %s", stamp, text)
     return RunResult(code, line)
 
 

@@ -29,7 +29,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from publisher.config import Settings
-from publisher.deliver.subscribers import SubscriberError, Subscribers, clean_name, normalize
+from publisher.deliver.subscribers import NeedsSmtpUtf8, SubscriberError, Subscribers, clean_name, normalize
 from publisher.deliver.tokens import list_id, signing_key, verify_token
 from publisher.errors import PublisherError
 from publisher.render import feed_formats
@@ -138,7 +138,11 @@ class Service:
             return await self._form(request, 403, email=email, name=name,
                                     error="This form had expired. Please send it again.")
         try:
-            identity, address = normalize(email)
+            identity, address = normalize(email, smtputf8=self.settings.email.smtputf8)
+        except NeedsSmtpUtf8:
+            return await self._form(request, 400, email=email, name=name, invalid=True,
+                                    error="We cannot send to an address with non-ASCII characters before the @. "
+                                          "Please use another address.")
         except SubscriberError:
             return await self._form(request, 400, email=email, name=name,
                                     error="Please enter an email address such as reader@example.com.", invalid=True)
