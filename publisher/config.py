@@ -1,24 +1,24 @@
 """publisher.toml -> frozen, validated settings.
 
 The schema is one table (section -> key -> Field). Every value is checked once, at start; an unknown
-key is rejected with the closest valid one. Paths are relative to the config file's folder.
+key is rejected with the closest valid one. Paths are relative to the config file's folder. The checks
+themselves (header-bound values, site.url, ...) are in publisher.config_checks.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
 import tomllib
-import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.utils import getaddresses
 from email.utils import quote as quote_phrase
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
 
+from publisher import config_checks as checks
+from publisher.config_checks import FEED_FORMATS, Check
 from publisher.cron import (
     DEFAULT_CRON,
     ScheduleSettings,
@@ -29,8 +29,6 @@ from publisher.cron import (
 from publisher.errors import ConfigError
 
 CONFIG_NAME = "publisher.toml"
-FEED_FORMATS = ("rss", "atom", "json")
-Check = Callable[[Any], str | None]  # returns a problem description, or None when the value is fine
 
 
 @dataclass(frozen=True)
@@ -41,165 +39,17 @@ class Field:
     check: Check | None = None
 
 
-def _url(value: str) -> str | None:
-    try:
-        parts = urlsplit(value)
-    except ValueError as e:  # e.g. "Invalid IPv6 URL"
-        return f"is not a valid URL ({e})"
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return "must be an absolute http(s) URL such as https://example.com/"
-    return None
-
-
-HOST = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?")
-URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")  # RFC 3986: unreserved, reserved and '%'
-MAX_URL = 800  # octets: the unsubscribe link built on it must fit in one header line (998)
-
-
-def _ascii_hint(value: str) -> str:
-    """The URL with its host in IDNA form and the rest percent-encoded, for the error's suggestion."""
-    import idna
-
-    parts = urlsplit(value)
-    try:
-        host = idna.encode(parts.hostname or "", uts46=True).decode("ascii")
-    except idna.IDNAError:
-        return "use an ASCII URL"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    safe = "/:@!$&'()*+,;=%"
-    return f"use {urlunsplit((parts.scheme, netloc, quote(parts.path, safe), quote(parts.query, safe), ''))!r}"
-
-
-def _site_url(value: str) -> str | None:
-    """site.url ends up in headers (List-Unsubscribe, List-Id, Message-ID): an ASCII URI, a valid host."""
-    if problem := _url(value):
-        return problem
-    if not value.isascii() and value.isprintable() and " " not in value:
-        return f"must be ASCII (a URI, not an IRI): {_ascii_hint(value)}"
-    if not URL_CHARS.fullmatch(value):
-        bad = next(c for c in value if not URL_CHARS.fullmatch(c))
-        return f"holds {bad!r}, which a URL may not (percent-encode it, or remove it)"
-    parts = urlsplit(value)
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a port that is no number in 0-65535
-    except ValueError:
-        return "has an invalid port"
-    host = parts.hostname or ""
-    if "[" in parts.netloc:
-        return None if _ipv6(host) else f"has an invalid IPv6 host {host!r}"
-    if not HOST.fullmatch(host) or len(host) > 253:
-        return f"has an invalid host {host!r} (letters, digits, '-' and '.' only)"
-    return None if len(value) <= MAX_URL else f"is longer than {MAX_URL} characters"
-
-
-def _ipv6(host: str) -> bool:
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host).version == 6
-    except ValueError:
-        return False
-
-
-def _header_text(value: str) -> str | None:
-    """A value that ends up in an email header: no CR, LF, tab, U+2028, U+2029, U+0085 or other control
-    character (each would break the header or add one)."""
-    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp")), None)
-    return None if bad is None else f"holds the control character {bad!r}; email headers cannot carry it"
-
-
-def _timezone(value: str) -> str | None:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        return "is not a known IANA timezone (for example Europe/Berlin or UTC)"
-    return None
-
-
-def _language(value: str) -> str | None:
-    ok = re.fullmatch(r"[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*", value)
-    return None if ok else "must be a language tag such as en or en-GB"
-
-
-def _positive(value: int) -> str | None:
-    return None if value >= 1 else "must be 1 or more"
-
-
-def _permalink(value: str) -> str | None:
-    return None if "{slug}" in value else "must contain {slug}, for example {slug}/"
-
-
-def _formats(value: list[Any]) -> str | None:
-    bad = [v for v in value if v not in FEED_FORMATS]
-    if bad or not value:
-        return f"must list some of {', '.join(FEED_FORMATS)}"
-    return None
-
-
-def _address(value: str) -> str | None:
-    """One mailbox ('Name <local@domain>' or 'local@domain') with an ASCII local part (the domain may be
-    an IDN: it is sent in IDNA form), fit for the From and Reply-To headers."""
-    if not value:
-        return None
-    if problem := _header_text(value):
-        return problem
-    example = "must be one email address such as 'Example News <news@example.com>'"
-    found = getaddresses([value])
-    if len(found) != 1 or not found[0][1] or "@" not in found[0][1]:
-        return example
-    from email_validator import EmailNotValidError, validate_email  # only when an address is set
-
-    try:
-        validate_email(found[0][1], check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as e:
-        return f"{example}: {e}"
-    return None
-
-
-def _subject(value: str) -> str | None:
-    if problem := _header_text(value):
-        return problem
-    try:
-        value.format(site="", title="", count=0, date="")
-    except (KeyError, IndexError, ValueError) as e:
-        return f"has an unknown placeholder {e}; use {{site}}, {{title}}, {{count}} or {{date}}"
-    return None
-
-
-def _one_of(*choices: str) -> Check:
-    def check(value: str) -> str | None:
-        return None if value in choices else f"must be one of: {', '.join(choices)}"
-    return check
-
-
-def _not_negative_number(value: float) -> str | None:
-    return None if value >= 0 else "must be 0 or more"
-
-
-def _fraction(value: float) -> str | None:
-    return None if 0 <= value <= 1 else "must be between 0 and 1"
-
-
-def _non_negative(value: int) -> str | None:
-    return None if value >= 0 else "must be 0 or more"
-
-
-def _urls(value: list[Any]) -> str | None:
-    bad = [v for v in value if not isinstance(v, str) or _url(v)]
-    return f"must list https URLs of stylesheets, not {bad[0]!r}" if bad else None
-
-
 SCHEMA: dict[str, dict[str, Field]] = {
     "site": {
-        "title": Field(str, "My Publication", "the name readers see in their feed reader", _header_text),
+        "title": Field(str, "My Publication", "the name readers see in their feed reader", checks.header_text),
         "url": Field(str, "http://localhost:8080/", "public base URL of the site (ASCII: an IDN host in its "
-                                                    "xn-- form)", _site_url),
+                                                    "xn-- form)", checks.site_url),
         "description": Field(str, "Articles and newsletter", "one sentence about the site"),
-        "language": Field(str, "en", "language tag of the articles", _language),
+        "language": Field(str, "en", "language tag of the articles", checks.language),
         "author": Field(str, "", "default author of articles that name none"),
-        "timezone": Field(str, "UTC", "IANA timezone for dates without an offset", _timezone),
+        "timezone": Field(str, "UTC", "IANA timezone for dates without an offset", checks.timezone),
         "permalink": Field(str, "{slug}/", "article URL below site.url; {slug} is the article's slug",
-                           _permalink),
+                           checks.permalink),
     },
     "paths": {
         "articles": Field(str, "articles", "folder of .txt and .md articles"),
@@ -208,37 +58,37 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "templates": Field(str, "templates", "folder whose templates override the built-in ones"),
     },
     "feeds": {
-        "limit": Field(int, 50, "newest articles in each feed", _positive),
-        "formats": Field(list, list(FEED_FORMATS), "feeds to write: rss, atom, json", _formats),
+        "limit": Field(int, 50, "newest articles in each feed", checks.positive),
+        "formats": Field(list, list(FEED_FORMATS), "feeds to write: rss, atom, json", checks.feed_formats),
     },
     "related": {
-        "count": Field(int, 5, "related articles ranked for each article", _non_negative),
-        "in_digest": Field(int, 3, "related links under each article in the digest", _non_negative),
+        "count": Field(int, 5, "related articles ranked for each article", checks.non_negative),
+        "in_digest": Field(int, 3, "related links under each article in the digest", checks.non_negative),
         "include_newer": Field(bool, False, "may an article link to newer ones (its links then change)"),
-        "threshold": Field(float, 0.05, "lowest similarity score (0 to 1) worth a link", _fraction),
+        "threshold": Field(float, 0.05, "lowest similarity score (0 to 1) worth a link", checks.fraction),
         "in_feeds": Field(bool, True, "end each feed item with a 'Related reading' list"),
     },
     "digest": {
-        "max_articles": Field(int, 10, "newest new articles in one digest", _positive),
+        "max_articles": Field(int, 10, "newest new articles in one digest", checks.positive),
         "full_text": Field(bool, False, "whole articles in the digest instead of summaries"),
-        "max_kb": Field(int, 100, "HTML size limit in KB (Gmail clips at about 102 KB)", _positive),
+        "max_kb": Field(int, 100, "HTML size limit in KB (Gmail clips at about 102 KB)", checks.positive),
         "font_family": Field(str, "Helvetica, Arial, sans-serif", "CSS font stack of the digest"),
-        "web_fonts": Field(list, [], "stylesheet URLs of web fonts to link (none by default)", _urls),
+        "web_fonts": Field(list, [], "stylesheet URLs of web fonts to link (none by default)", checks.stylesheet_urls),
     },
     "email": {
         "from": Field(str, "", "sender, e.g. 'Example News <news@example.com>' (default: site title, "
-                               "noreply@ the site's host)", _address),
-        "reply_to": Field(str, "", "Reply-To address (default: none)", _address),
+                               "noreply@ the site's host)", checks.mailbox),
+        "reply_to": Field(str, "", "Reply-To address (default: none)", checks.mailbox),
         "subject": Field(str, "{site}: {title}", "subject line; {site} site title, {title} first article, "
-                                                 "{count} articles, {date} digest date", _subject),
+                                                 "{count} articles, {date} digest date", checks.subject),
         "postal_address": Field(str, "", "sender's postal address, shown in the digest footer"),
-        "transport": Field(str, "outbox", "outbox (.eml files) or smtp", _one_of("outbox", "smtp")),
+        "transport": Field(str, "outbox", "outbox (.eml files) or smtp", checks.one_of("outbox", "smtp")),
         "outbox": Field(str, "outbox", "folder of the outbox transport, relative to the config file"),
-        "rate": Field(float, 0.0, "messages per second at most; 0 = unlimited", _not_negative_number),
-        "max_bounces": Field(int, 3, "permanent failures before a subscriber becomes bounced", _positive),
-        "max_retries": Field(int, 3, "tries of a temporarily refused message in one run", _positive),
+        "rate": Field(float, 0.0, "messages per second at most; 0 = unlimited", checks.non_negative),
+        "max_bounces": Field(int, 3, "permanent failures before a subscriber becomes bounced", checks.positive),
+        "max_retries": Field(int, 3, "tries of a temporarily refused message in one run", checks.positive),
         "max_connection_failures": Field(int, 10, "consecutive connection failures that stop a run",
-                                         _positive),
+                                         checks.positive),
         "smtputf8": Field(bool, False, "accept subscribers whose address has a non-ASCII local part "
                                        "(jörg@example.org); set it only when your SMTP server offers SMTPUTF8"),
         "secret": Field(str, "", "unsubscribe token key; prefer the PUBLISHER_SECRET environment variable "
@@ -246,10 +96,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "email.smtp": {
         "host": Field(str, "localhost", "SMTP server"),
-        "port": Field(int, 587, "SMTP port", _positive),
-        "security": Field(str, "starttls", "starttls, tls or none", _one_of("starttls", "tls", "none")),
+        "port": Field(int, 587, "SMTP port", checks.positive),
+        "security": Field(str, "starttls", "starttls, tls or none", checks.one_of("starttls", "tls", "none")),
         "username": Field(str, "", "login name (the password comes from PUBLISHER_SMTP_PASSWORD)"),
-        "timeout": Field(float, 30.0, "seconds to wait for the server", _not_negative_number),
+        "timeout": Field(float, 30.0, "seconds to wait for the server", checks.non_negative),
     },
     "schedule": {
         "cron": Field(str, DEFAULT_CRON, "when to publish: minute hour day-of-month month day-of-week (standard "
@@ -257,13 +107,14 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "timezone": Field(str, "", "IANA timezone of the cron (empty: site.timezone)", check_timezone_or_empty),
         "catch_up": Field(str, "6h", "how late a run missed while stopped may still start (90s, 30m, 6h, 1d)",
                           check_duration),
-        "jitter": Field(int, 0, "each run starts up to this many seconds later, at random (0: off)", _non_negative),
+        "jitter": Field(int, 0, "each run starts up to this many seconds later, at random (0: off)",
+                        checks.non_negative),
     },
     "web": {
-        "confirm_hours": Field(int, 48, "hours a subscription confirmation link works", _positive),
+        "confirm_hours": Field(int, 48, "hours a subscription confirmation link works", checks.positive),
         "subscribe_limit": Field(int, 10, "subscribe attempts per client address within subscribe_window",
-                                 _positive),
-        "subscribe_window": Field(int, 900, "seconds over which subscribe_limit counts", _positive),
+                                 checks.positive),
+        "subscribe_window": Field(int, 900, "seconds over which subscribe_limit counts", checks.positive),
     },
     "email.dkim": {
         "selector": Field(str, "", "DKIM selector; DKIM signing is on when selector, domain and key are set"),

@@ -13,8 +13,6 @@ import. Library code never reads the clock: every change takes `now`.
 from __future__ import annotations
 
 import builtins
-import csv
-import itertools
 import unicodedata
 import uuid
 from collections.abc import Iterator
@@ -27,15 +25,14 @@ import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
 
+from publisher.deliver import csvio
 from publisher.errors import PublisherError
 from publisher.store import subscribers as table
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced")
 BATCH = 500  # rows per query when streaming, and per insert when importing
-EXPORT_COLUMNS = ("email", "name", "status", "created")
 SMTPUTF8_REASON = ("the address needs SMTPUTF8 (non-ASCII before the @); set [email] smtputf8 = true if your "
                    "SMTP server supports it")
-FORMULA = ("=", "+", "-", "@", "\t", "\r")  # a CSV cell starting so is a formula to a spreadsheet (OWASP)
 
 
 class SubscriberError(PublisherError):
@@ -316,55 +313,31 @@ class Subscribers:
 
     def import_stream(self, stream: TextIO, now: datetime, where: str = "input") -> ImportReport:
         """`import_csv` on an open text stream (opened with newline="")."""
+        try:
+            rows = csvio.entries(stream)
+        except csvio.HeaderError as e:
+            raise SubscriberError(f"{where}: {e}", "the first row must name the columns, e.g. email,name") from e
         report = ImportReport()
-        lines = iter(stream)
-        first = next(lines, "")
-        delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
-        reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter, strict=False)
-        column, name_column = self._header(reader, where)
         pending: dict[str, tuple[int, str, str, str]] = {}  # identity -> (line, value, address, name)
-        while True:
-            line = reader.line_num + 1
+        for entry in rows:
             try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as e:
-                report.invalid.append((line, "", f"unreadable CSV row: {e}"))
-                continue
-            if not any(cell.strip() for cell in row):
-                continue  # a blank line
-            value = unescape_cell(row[column] if column < len(row) else "")
-            name = unescape_cell(row[name_column] if name_column is not None and name_column < len(row) else "")
-            try:
-                identity, address = _parse(value, self.smtputf8)
-                if problem := _undecodable(name):
+                if entry.problem:
+                    raise ValueError(entry.problem)
+                identity, address = _parse(entry.email, self.smtputf8)
+                if problem := _undecodable(entry.name):
                     raise ValueError(f"name: {problem}")
             except ValueError as e:
-                report.invalid.append((line, value, str(e)))
+                report.invalid.append((entry.line, entry.email, str(e)))
                 continue
             if identity in pending:
                 report.duplicates += 1
                 continue
-            pending[identity] = (line, value, address, clean_name(name))
+            pending[identity] = (entry.line, entry.email, address, clean_name(entry.name))
             if len(pending) >= BATCH:
                 self._insert_new(pending, now, report)
                 pending = {}
         self._insert_new(pending, now, report)
         return report
-
-    @staticmethod
-    def _header(reader: Iterator[builtins.list[str]], where: str) -> tuple[int, int | None]:
-        for header in reader:
-            if not any(cell.strip() for cell in header):
-                continue
-            names = [cell.strip().lower() for cell in header]
-            if "email" not in names:
-                found = ", ".join(repr(n) for n in names[:8])
-                raise SubscriberError(f"{where}: the header row has no 'email' column (found {found})",
-                                      "the first row must name the columns, e.g. email,name")
-            return names.index("email"), names.index("name") if "name" in names else None
-        raise SubscriberError(f"{where}: the file is empty", "the first row must name the columns, e.g. email,name")
 
     def _insert_new(self, pending: dict[str, tuple[int, str, str, str]], now: datetime,
                     report: ImportReport) -> None:
@@ -386,15 +359,10 @@ class Subscribers:
     def export(self, stream: TextIO, status: str | None = None) -> int:
         """Write CSV (email,name,status,created; by address) that `import_csv` reads back; returns the
         number of rows. `email` is the address as validated (its lower case is the identity). A cell a
-        spreadsheet would run as a formula is neutralised (`escape_cell`); the import undoes it."""
-        writer = csv.writer(stream)
-        writer.writerow(EXPORT_COLUMNS)
-        count = 0
+        spreadsheet would run as a formula is neutralised (`csvio.escape_cell`); the import undoes it."""
         columns = (table.c.email, table.c.address, table.c.name, table.c.status, table.c.created)
-        for row in self._by_email(status, BATCH, *columns):
-            writer.writerow((escape_cell(row.address), escape_cell(row.name), row.status, row.created))
-            count += 1
-        return count
+        rows = self._by_email(status, BATCH, *columns)
+        return csvio.write(stream, ((row.address, row.name, row.status, row.created) for row in rows))
 
 
 def _undecodable(value: str) -> str | None:
@@ -402,20 +370,3 @@ def _undecodable(value: str) -> str | None:
     if any("\udc80" <= c <= "\udcff" for c in value):
         return "not UTF-8 text (save the file as CSV UTF-8)"
     return None
-
-
-
-def _formula_like(cell: str) -> bool:
-    """A cell that starts, after any apostrophes, with a character that makes it a spreadsheet formula."""
-    return cell.lstrip("'").startswith(FORMULA)
-
-
-def escape_cell(cell: str) -> str:
-    """OWASP CSV injection: a cell starting with =, +, -, @, tab or CR gets a leading apostrophe (so does
-    one that starts with apostrophes before such a character, which keeps `unescape_cell` exact)."""
-    return "'" + cell if _formula_like(cell) else cell
-
-
-def unescape_cell(cell: str) -> str:
-    """The inverse of `escape_cell` (a cell no export wrote comes back unchanged but for that case)."""
-    return cell[1:] if cell.startswith("'") and _formula_like(cell[1:]) else cell
