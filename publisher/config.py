@@ -87,6 +87,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "rate": Field(float, 0.0, "messages per second at most; 0 = unlimited", checks.non_negative),
         "max_bounces": Field(int, 3, "permanent failures before a subscriber becomes bounced", checks.positive),
         "max_retries": Field(int, 3, "tries of a temporarily refused message in one run", checks.positive),
+        "max_attempts": Field(int, 10, "tries of a message over all runs (SMTP 4xx, or not buildable); then it "
+                              "is expired", checks.positive),
         "max_connection_failures": Field(int, 10, "consecutive connection failures that stop a run",
                                          checks.positive),
         "smtputf8": Field(bool, False, "accept subscribers whose address has a non-ASCII local part "
@@ -206,6 +208,7 @@ class EmailSettings:
     rate: float
     max_bounces: int
     max_retries: int
+    max_attempts: int
     max_connection_failures: int
     smtputf8: bool
     secret: str = field(repr=False)  # never in a log or an error

@@ -4,7 +4,7 @@ Each run first finishes earlier digests whose delivery is unfinished, oldest fir
 stops the others: a message that cannot be built, or that the server refuses for that reader alone,
 marks that row and the queue moves on. SMTP 4xx: the row is `failed` and put aside; after the pass
 it is tried again once its backoff (doubled each time) has elapsed, up to `email.max_retries` tries
-in a run, and up to MAX_ATTEMPTS tries over all runs, after which it is `expired` (given up, with its
+in a run, and up to `email.max_attempts` tries over all runs, after which it is `expired` (given up, with its
 last error). 5xx: the row is `bounced` and the subscriber's bounce count grows, in one transaction.
 Only connection failures count towards `email.max_connection_failures` (consecutive ones stop the
 run with a clear error; the journal stays intact), and they do not use up a row's attempts. `stop()`
@@ -136,9 +136,10 @@ class Sender:
     def __init__(self, settings: Settings, store: Store, transport: Transport, clock: Callable[[], datetime], *,
                  stop: Callable[[], bool] = lambda: False, sleep: Callable[[float], None] = time.sleep,
                  monotonic: Callable[[], float] = time.monotonic, backoff: float = BACKOFF,
-                 max_attempts: int = MAX_ATTEMPTS, progress: Progress | None = None) -> None:
+                 max_attempts: int | None = None, progress: Progress | None = None) -> None:
         self.settings, self.store, self.transport, self.clock = settings, store, transport, clock
         self.stop, self.sleep, self.monotonic, self.backoff = stop, sleep, monotonic, backoff
+        max_attempts = settings.email.max_attempts if max_attempts is None else max_attempts
         self.max_attempts, self.progress = max_attempts, progress
         self.journal = Journal(store)
         self.key = signing_key(settings, store)
