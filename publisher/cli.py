@@ -283,7 +283,7 @@ def preview(config: Path | None, clock: str | None, open_browser: bool, to: str 
     """Render the next digest, as publish would, for a dummy reader into <output>/preview/
     (HTML, text and a complete .eml). Records nothing: the next publish still sees the same new articles."""
     from publisher.errors import PublisherError
-    from publisher.pipeline import preview as make_preview
+    from publisher.readonly import preview as make_preview
 
     settings = _settings(config)
     try:
@@ -334,7 +334,7 @@ def related(slug: str | None, every: bool, as_json: bool, config: Path | None, c
     import json
 
     from publisher.errors import PublisherError
-    from publisher.pipeline import related_report
+    from publisher.readonly import related_report
 
     if slug and every:
         raise click.UsageError("give a SLUG or --all, not both")

@@ -1,19 +1,22 @@
-"""publish(): load -> enrich -> render -> write, as one short function over named stages."""
+"""publish(): load -> enrich -> render -> write, as one short function over named stages.
+
+Which articles are published is decided in `publisher.selection`; the memos that skip unchanged work
+are in `publisher.memo`; the read-only commands built on `prepare` (preview, related report) are in
+`publisher.readonly`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import html as htmllib
-import json
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 from publisher import __version__
 from publisher.config import Settings, SiteSettings
@@ -21,6 +24,16 @@ from publisher.digests import next_digest, remember
 from publisher.enrich.reading import Reading, relate
 from publisher.errors import ArticleError
 from publisher.load import EXTENSIONS, read, scan_checked
+from publisher.memo import (
+    input_key,
+    memo_hit,
+    memo_keep,
+    memo_key,
+    memoized,
+    remember_run,
+    templates_key,
+    unchanged_run,
+)
 from publisher.models import (
     Article,
     Entry,
@@ -31,7 +44,8 @@ from publisher.models import (
     SourceFile,
 )
 from publisher.render import feed_names, render_feeds_checked
-from publisher.write import compare_outputs, safe_join, write_outputs
+from publisher.selection import unique_ids, unique_slugs, visible
+from publisher.write import compare_outputs, write_outputs
 
 if TYPE_CHECKING:  # SQLAlchemy is not imported by the parsing workers, which import this module
     from publisher.store import Store
@@ -145,49 +159,6 @@ def save(store: Store, fresh: list[tuple[SourceFile, Entry, str]], key: str, loa
                             for path, reason in sorted(refused.items())]
 
 
-def visible(entries: Sequence[Entry], now: datetime) -> list[Entry]:
-    """Drafts and articles dated in the future wait for their time."""
-    return [e for e in entries if not e.draft and (e.date is None or e.date <= now)]
-
-
-def unique_slugs(entries: Sequence[Entry], known: dict[str, str]) -> tuple[list[Entry], list[Problem]]:
-    """One article per slug: the one the state already knows, else the first by path."""
-    by_slug: dict[str, list[Entry]] = {}
-    for entry in entries:
-        by_slug.setdefault(entry.slug, []).append(entry)
-    kept, problems = [], []
-    for slug, group in by_slug.items():
-        group.sort(key=lambda e: (e.source != known.get(slug), e.source))
-        kept.append(group[0])
-        problems += [Problem(e.source, f"slug '{slug}' is already used by {group[0].source}",
-                             "give one of them another slug (front matter 'slug:' or a new file name)")
-                     for e in group[1:]]
-    return kept, problems
-
-
-def unique_ids(entries: Sequence[Entry], known: dict[str, tuple[str, str]]) -> tuple[list[Entry], list[Problem]]:
-    """One article per id (the id the state gave its slug, else its `guid`): the article the state knows
-    keeps it, else the first by path; an id the state gave an article no longer published stays its own."""
-    owner = {slug: ident for ident, (slug, _) in known.items()}
-    claims: dict[str, list[Entry]] = {}
-    for entry in entries:
-        if claim := owner.get(entry.slug) or entry.guid:
-            claims.setdefault(claim, []).append(entry)
-    refused: list[Problem] = []
-    for ident, group in claims.items():
-        holder = known.get(ident)  # (slug, source) of the article the state gave this id
-        group.sort(key=lambda e: (holder is None or e.slug != holder[0], e.source))
-        if holder is None or group[0].slug == holder[0]:
-            keeper, first = group[0].source, group[0].source
-        else:
-            keeper, first = "", f"{holder[1]} (an article no longer published, which keeps it)"
-        refused += [Problem(e.source, f"guid '{ident}' is already the id of {first}",
-                            "give one of them another guid (front matter 'guid:'), or remove the line to get a "
-                            "new one") for e in group if e.source != keeper]
-    left_out = {p.path for p in refused}
-    return [e for e in entries if e.source not in left_out], refused
-
-
 @dataclass
 class Archive:
     """Every published article of this run, with identities and related-reading lists (slugs)."""
@@ -245,7 +216,8 @@ def feed_files(archive: Archive, *, record: bool) -> tuple[dict[str, bytes], lis
     key = memo_key((__version__, settings.site, settings.feeds, settings.related.in_feeds,
                     [(archive.entries[s], archive.identities[s], related[s]) for s in slugs]))
     names = feed_names(settings.feeds.formats)
-    kept = {name: memo_hit(archive, name, key + name) for name in names}
+    output = settings.paths.output
+    kept = {name: memo_hit(archive.store, output, name, key + name) for name in names}
     if all(data is not None for data in kept.values()):
         return {name: data for name, data in kept.items() if data is not None}, []
     top = archive.articles(slugs)
@@ -254,69 +226,8 @@ def feed_files(archive: Archive, *, record: bool) -> tuple[dict[str, bytes], lis
     files, problems = render_feeds_checked(settings.site, top, settings.feeds.formats)
     if record and not problems:  # with an article left out, render again next time (and report it)
         for name, data in files.items():
-            memo_keep(archive, name, key + name, data)
+            memo_keep(archive.store, name, key + name, data)
     return files, problems
-
-
-def memo_key(value: object) -> str:
-    """A memo key: the same inputs give the same text in every run (a date read from the file and the
-    same date read back from the state differ only in their tzinfo object: both become UTC ISO text)."""
-    return repr(_canonical(value))
-
-
-def _canonical(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if is_dataclass(value) and not isinstance(value, type):
-        return (type(value).__name__, *(_canonical(getattr(value, f.name)) for f in fields(value)))
-    if isinstance(value, (list, tuple)):
-        return tuple(_canonical(v) for v in value)
-    if isinstance(value, dict):
-        return tuple((k, _canonical(v)) for k, v in value.items())
-    return value
-
-
-def _key_sha(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def memo_hit(archive: Archive, name: str, key: str) -> bytes | None:
-    """The output file as last written, when its inputs (`key`) are unchanged and it is still as written."""
-    known = archive.store.memo_get(name)
-    path = safe_join(archive.settings.paths.output, name)
-    if known and known[0] == _key_sha(key) and path.is_file():
-        data = path.read_bytes()
-        if _sha(data) == known[1]:
-            return data
-    return None
-
-
-def memo_keep(archive: Archive, name: str, key: str, data: bytes) -> None:
-    archive.store.memo_put(name, _key_sha(key), _sha(data))
-
-
-def memoized(archive: Archive, name: str, key: str, make: Callable[[], bytes], *, record: bool) -> bytes:
-    """An output file rendered only when its inputs changed (or the file on disk is not what we wrote)."""
-    data = memo_hit(archive, name, key)
-    if data is None:
-        data = make()
-        if record:
-            memo_keep(archive, name, key, data)
-    return data
-
-
-def templates_key(site_templates: Path) -> str:
-    """Every template a render may read (a template can include or extend any other): the site's own,
-    else the built-in one, by name (*.j2, in subfolders too)."""
-    from publisher.resources import builtin_templates
-
-    digest = hashlib.sha256()
-    folders = [f for f in (site_templates, builtin_templates()) if f.is_dir()]
-    names = sorted({p.relative_to(f).as_posix() for f in folders for p in f.rglob("*.j2") if p.is_file()})
-    for name in names:
-        path = next(f / name for f in folders if (f / name).is_file())
-        digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
 
 
 def digest_files(archive: Archive, now: datetime, *, force: bool,
@@ -348,7 +259,7 @@ def digest_files(archive: Archive, now: datetime, *, force: bool,
     listing = [(archive.entries[s].title, settings.site.page_url(s), archive.identities[s].published)
                for s in archive.newest()]
     key = memo_key((history, listing, templates_key(templates), settings.site, settings.feeds.formats))
-    files["index.html"] = memoized(archive, "index.html", key,
+    files["index.html"] = memoized(store, settings.paths.output, "index.html", key,
                                    lambda: render_index(settings, templates, history, listing), record=record)
     return files, rendered.digest.id if rendered else None, problems
 
@@ -376,6 +287,17 @@ class Run:
         self.unrendered += len(gone)
         self.skipped += len(gone)
 
+    def report(self, written: Sequence[str] = (), unchanged: Sequence[str] = (),
+               digest: str | None = None) -> PublishReport:
+        return PublishReport(read=self.read, published=self.published, skipped=self.skipped,
+                             written=tuple(written), unchanged=tuple(unchanged), problems=tuple(self.problems),
+                             hidden=self.hidden, digest=digest)
+
+    def wake(self, now: datetime) -> datetime | None:
+        """When the next waiting article (not a draft, dated after `now`) is due."""
+        due = [e.date for e in self.archive.loaded.entries if not e.draft and e.date and e.date > now]
+        return min(due) if due else None
+
 
 def prepare(settings: Settings, store: Store, now: datetime, *, use_cache: bool = True,
             progress: Progress | None = None, scanned: Scanned | None = None) -> Run:
@@ -397,51 +319,6 @@ def prepare(settings: Settings, store: Store, now: datetime, *, use_cache: bool 
                [*scan_problems, *loaded.problems, *left_out, *reading.problems], reading)
 
 
-def input_key(settings: Settings, files: Sequence[SourceFile]) -> str:
-    """Everything a publish run reads, cheaply: settings, article files and templates (name, mtime, size)."""
-    from publisher.resources import builtin_templates
-
-    digest = hashlib.sha256(repr((__version__, settings)).encode())
-    for f in files:
-        digest.update(f"{f.rel}\0{f.mtime_ns}\0{f.size}\n".encode())
-    for folder in (settings.paths.templates, builtin_templates()):
-        for path in sorted(folder.glob("*.j2")) if folder.is_dir() else []:
-            st = path.stat()
-            digest.update(f"{path}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
-    return digest.hexdigest()
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def unchanged_run(store: Store, key: str, now: datetime, output: Path) -> PublishReport | None:
-    """The last run's report when nothing it read has changed, no waiting article is due and every
-    file it wrote is still as written; else None (a full run follows)."""
-    saved = store.meta_get("last_publish")
-    if saved is None:
-        return None
-    last = json.loads(saved)
-    if last["key"] != key or (last["wake"] and now >= datetime.fromisoformat(last["wake"])):
-        return None
-    for name, sha in last["outputs"].items():
-        path = safe_join(output, name)
-        if not path.is_file() or _sha(path.read_bytes()) != sha:
-            return None
-    problems = tuple(Problem(**p) for p in last["problems"])
-    return PublishReport(read=last["read"], published=last["published"], skipped=last["skipped"],
-                         unchanged=tuple(sorted(last["outputs"])), problems=problems, hidden=last["hidden"])
-
-
-def remember_run(store: Store, key: str, run: Run, now: datetime, outputs: dict[str, bytes]) -> None:
-    due = [e.date for e in run.archive.loaded.entries if not e.draft and e.date and e.date > now]
-    store.meta_put("last_publish", json.dumps({
-        "key": key, "wake": min(due).isoformat() if due else None, "read": run.read,
-        "published": run.published, "skipped": run.skipped, "hidden": run.hidden,
-        "problems": [asdict(p) for p in run.problems],
-        "outputs": {name: _sha(data) for name, data in outputs.items()}}))
-
-
 def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cache: bool = True,
             force_digest: bool = False, progress: Progress | None = None) -> PublishReport:
     """Read the articles, record their identities, render feeds and digest, and write them (unless dry_run)."""
@@ -460,72 +337,8 @@ def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cac
         run.problems += digest_problems  # still published in the feeds: reported, not skipped
         outputs.update(digest_outputs)
         if not dry_run:
-            remember_run(store, key, run, now, outputs)
+            remember_run(store, key, run.report(), run.wake(now), outputs)
     write = compare_outputs if dry_run else write_outputs
     written, unchanged = write(settings.paths.output, outputs)
     log.info("published %d articles, wrote %s", run.published, written)
-    return PublishReport(read=run.read, published=run.published, skipped=run.skipped,
-                         written=tuple(written), unchanged=tuple(unchanged), problems=tuple(run.problems),
-                         hidden=run.hidden, digest=digest_id)
-
-
-PREVIEW_READER = ("Preview Reader", "preview@example.invalid")
-
-
-@dataclass(frozen=True)
-class Preview:
-    """The next digest as one reader would get it: files written, digest id, whether it is new, and the
-    message (sent to `--to` by the CLI through the configured transport, outside the journal)."""
-
-    files: list[str]
-    digest_id: str | None
-    fresh: bool
-    message: bytes = b""
-    sender: str = ""
-
-
-def preview(settings: Settings, now: datetime, to: str | None = None) -> Preview:
-    """Render the next digest as publish would, for a dummy reader (or `to`), into <output>/preview/
-    (html, txt and .eml); record nothing. With no new article, the newest articles are shown."""
-    from publisher.deliver.message import MessageTemplate, subject_line
-    from publisher.deliver.tokens import unsubscribe_url
-    from publisher.render.digest import for_reader, render_digest
-    from publisher.store import open_store
-
-    with open_store(settings.paths.state, write=False) as store:
-        archive = prepare(settings, store, now).archive
-        digest = next_digest(archive.newest(), archive.identities, store, settings, now, archive.articles)
-        fresh = digest is not None
-        digest = digest or next_digest(archive.newest(), archive.identities, store, settings, now,
-                                       archive.articles, force=True)
-        if digest is None:
-            return Preview([], None, False)
-        rendered = render_digest(digest, settings, settings.paths.templates)
-    url = unsubscribe_url(settings.site.url, "preview")
-    template = MessageTemplate(settings, digest.id, subject_line(rendered, settings), rendered.html, rendered.text,
-                               now)
-    name, address = ("", to) if to else PREVIEW_READER
-    message = template.render(subscriber_id="preview", name=name, address=address, unsubscribe_url=url)
-    html, text = for_reader(rendered, url)
-    files = {"preview/digest.html": html.encode(), "preview/digest.txt": text.encode(), "preview/digest.eml": message}
-    written, unchanged = write_outputs(settings.paths.output, files)
-    return Preview(sorted(written + unchanged), digest.id, fresh, message, template.sender)
-
-
-def related_report(settings: Settings, now: datetime, slug: str | None, *,
-                   every: bool = False) -> list[dict[str, Any]]:
-    """Ranked related articles with scores and reasons: of one article (default: the newest), or of
-    every article by slug."""
-    from publisher.store import open_store
-
-    with open_store(settings.paths.state, write=False) as store:
-        run = prepare(settings, store, now)
-    entries = run.archive.entries
-    if slug is not None and slug not in entries:
-        from publisher.errors import ConfigError
-
-        raise ConfigError(f"no published article has the slug {slug!r}", "see the slugs with 'publisher related --all'")
-    chosen = [slug] if slug else sorted(entries) if every else run.archive.newest(1)
-    return [{"slug": s, "title": entries[s].title,
-             "related": [{"slug": t, "title": entries[t].title, "score": score, "reason": reason}
-                         for t, score, reason in run.reading.lists.get(s, [])]} for s in chosen]
+    return run.report(written, unchanged, digest_id)

@@ -6,14 +6,15 @@ derived again from the slug, URL or date later.
 
 Parse cache: the enriched entry and HTML of each source file, keyed by path, mtime, size and a
 fingerprint of the settings that shape the output, so unchanged files are not parsed again.
+
+The Store reads and writes the rows; the tables are in `publisher.schema`, and checking, creating
+and opening the file is in `publisher.statefile`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -21,102 +22,28 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from publisher.errors import StateError
 from publisher.models import Entry, Identity, SourceFile
+from publisher.schema import (
+    articles,
+    digest_articles,
+    digests,
+    memo,
+    meta,
+    related_index,
+    related_lists,
+    sources,
+)
+from publisher.statefile import prepare_tables, state_connection
+
+__all__ = ["ROW_ERRORS", "Store", "entry_from_json", "entry_json", "new_id", "open_store"]
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 1
-SQLITE_HEADER = b"SQLite format 3\x00"
-RESTORE = ("restore it from a backup, or move it away to start a new state (readers will then see every "
-           "article as new)")
-SCHEDULER_TABLES = {"apscheduler_jobs"}  # made by `publisher schedule`'s job store; holds no publisher state
 ROW_ERRORS = (SQLAlchemyError, UnicodeError, ValueError, OverflowError)  # one row the database refuses
-metadata = sa.MetaData()
-meta = sa.Table("meta", metadata, sa.Column("key", sa.String, primary_key=True), sa.Column("value", sa.String))
-articles = sa.Table(
-    "articles", metadata,
-    sa.Column("slug", sa.String, primary_key=True),
-    sa.Column("id", sa.String, nullable=False, unique=True),
-    sa.Column("source", sa.String, nullable=False),
-    sa.Column("content_hash", sa.String, nullable=False),
-    sa.Column("published", sa.String, nullable=False),
-    sa.Column("updated", sa.String),
-    sa.Column("first_seen", sa.String, nullable=False),
-)
-sources = sa.Table(
-    "sources", metadata,
-    sa.Column("path", sa.String, primary_key=True),
-    sa.Column("mtime_ns", sa.BigInteger, nullable=False),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("fingerprint", sa.String, nullable=False),
-    sa.Column("entry", sa.Text, nullable=False),
-    sa.Column("html", sa.Text, nullable=False),
-)
-
-
-related_lists = sa.Table(
-    "related_lists", metadata,
-    sa.Column("slug", sa.String, primary_key=True),
-    sa.Column("input_key", sa.String, nullable=False),
-    sa.Column("ranked", sa.Text, nullable=False),  # JSON [[slug, score, reason], ...]
-)
-related_index = sa.Table(
-    "related_index", metadata,
-    sa.Column("name", sa.String, primary_key=True),
-    sa.Column("hashes", sa.Text, nullable=False),  # JSON {slug: content hash} of the indexed articles
-    sa.Column("data", sa.LargeBinary, nullable=False),
-)
-memo = sa.Table(
-    "memo", metadata,
-    sa.Column("name", sa.String, primary_key=True),
-    sa.Column("input_key", sa.String, nullable=False),
-    sa.Column("output_sha", sa.String, nullable=False),
-)
-digests = sa.Table(
-    "digests", metadata,
-    sa.Column("id", sa.String, primary_key=True),
-    sa.Column("created", sa.String, nullable=False),
-    sa.Column("subject", sa.String, nullable=False),
-    sa.Column("html", sa.Text, nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-)
-digest_articles = sa.Table(
-    "digest_articles", metadata,
-    sa.Column("digest_id", sa.String, sa.ForeignKey("digests.id"), primary_key=True),
-    sa.Column("slug", sa.String, primary_key=True),
-    sa.Column("position", sa.Integer, nullable=False),
-)
-
-
 ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
-
-
-subscribers = sa.Table(
-    "subscribers", metadata,
-    sa.Column("id", sa.String, primary_key=True),  # random, stable; names the .eml and signs the token
-    sa.Column("email", sa.String, nullable=False, unique=True),  # normalized, lower case: the identity
-    sa.Column("address", sa.String, nullable=False),  # as validated, for the To header
-    sa.Column("name", sa.String, nullable=False, default=""),
-    sa.Column("status", sa.String, nullable=False),  # pending, active, unsubscribed, bounced
-    sa.Column("bounces", sa.Integer, nullable=False, default=0),
-    sa.Column("created", sa.String, nullable=False),
-    sa.Column("changed", sa.String, nullable=False),
-)
-deliveries = sa.Table(
-    "deliveries", metadata,
-    sa.Column("digest_id", sa.String, sa.ForeignKey("digests.id"), primary_key=True),
-    sa.Column("subscriber_id", sa.String, primary_key=True),
-    sa.Column("status", sa.String, nullable=False),  # queued, sent, failed, bounced
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("message_id", sa.String),
-    sa.Column("changed", sa.String, nullable=False),
-    sa.Column("error", sa.String),
-)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -162,17 +89,6 @@ class Store:
         """Commit what is done so far and go on in a new transaction."""
         self.trans.commit()
         self.trans = self.conn.begin()
-
-    def _prepare(self, path: Path | None) -> None:
-        """Tables a newer publisher added to a (checked) state file: created, or in a read-only run made
-        as empty temporary tables; a state in memory (`path` None) gets the whole schema."""
-        if path is None:
-            metadata.create_all(self.conn)
-            self.conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-        elif self.write:
-            metadata.create_all(self.conn)
-        else:
-            _temp_tables(self.conn)
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
@@ -397,155 +313,17 @@ def _reason(error: BaseException) -> str:
     return str(getattr(error, "orig", None) or error).splitlines()[0]
 
 
-def _tables(conn: sa.Connection) -> set[str]:
-    return set(conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'table'")).scalars())
-
-
-def _blank(conn: sa.Connection) -> bool:
-    """No table but the scheduler's job store: `publisher schedule` made the file before any run."""
-    tables = _tables(conn)
-    return bool(tables) and tables <= SCHEDULER_TABLES
-
-
-def _schema_version(conn: sa.Connection, path: Path) -> int:
-    """The schema version of a state file; StateError when it has no publisher schema."""
-    row = None
-    if "meta" in _tables(conn):
-        row = conn.execute(sa.text("SELECT value FROM meta WHERE key = 'schema_version'")).first()
-    if row is None or not str(row[0]).isdigit():
-        raise StateError(f"{path}: not a publisher state database (no schema_version in a meta table)", RESTORE)
-    return int(row[0])
-
-
-def _temp_tables(conn: sa.Connection) -> None:
-    """In a read-only run, the tables an older state lacks, as empty temporary tables (never on the file)."""
-    temp = sa.MetaData()
-    present = _tables(conn)
-    for table in metadata.sorted_tables:
-        if table.name not in present:
-            columns = [sa.Column(c.name, c.type, primary_key=c.primary_key) for c in table.columns]
-            sa.Table(table.name, temp, *columns, prefixes=["TEMPORARY"])
-    temp.create_all(conn)
-
-
-def _check_file(path: Path) -> None:
-    """An existing state file must at least be an SQLite database: never start over on top of it."""
-    try:
-        with path.open("rb") as file:
-            head = file.read(len(SQLITE_HEADER))
-    except OSError as e:
-        raise StateError(f"{path}: cannot read the state database: {e.strerror}",
-                         "check that paths.state names a readable file") from e
-    if not head:
-        raise StateError(f"{path}: the state database is an empty file", RESTORE)
-    if head != SQLITE_HEADER:
-        raise StateError(f"{path}: the state database is not an SQLite database", RESTORE)
-
-
-def _connect(path: Path, *, write: bool) -> sqlite3.Connection:
-    """A connection to the file. WAL: readers never wait for a writer, and a commit per sent message
-    stays cheap. Read-only runs open the file read-only, so they can never take the write lock."""
-    if not write:
-        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=30000")
-        return conn
-    conn = sqlite3.connect(path, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
-
-
-def _engine(path: Path | None, *, write: bool) -> sa.Engine:
-    """An engine on the file, or on memory (`path` None)."""
-    if path is None:
-        return sa.create_engine("sqlite://")
-    return sa.create_engine("sqlite://", creator=lambda: _connect(path, write=write), poolclass=sa.pool.NullPool)
-
-
-def _inspect(path: Path) -> bool:
-    """Check an existing state file without changing it; True when it is blank (see `_blank`)."""
-    _check_file(path)
-    engine = _engine(path, write=False)
-    try:
-        with engine.connect() as conn:
-            if _blank(conn):
-                return True
-            version = _schema_version(conn, path)
-    except DatabaseError as e:
-        raise StateError(f"{path}: state database unusable: {e.orig}", RESTORE) from e
-    finally:
-        engine.dispose()
-    if version > SCHEMA_VERSION:
-        raise StateError(f"{path}: state database has schema version {version}, newer than this publisher "
-                         f"({SCHEMA_VERSION})", "upgrade publisher")
-    return False
-
-
-def _adopt(path: Path) -> None:
-    """Give a blank file the schema, in one write transaction (a concurrent run does it at most once)."""
-    engine = _engine(path, write=True)
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-            if _blank(conn):
-                metadata.create_all(conn)
-                conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-            conn.commit()
-    finally:
-        engine.dispose()
-
-
-def _create(path: Path) -> None:
-    """Make a new state database at `path`, complete or not at all: the schema is built in a file beside
-    it, which is then linked into place only if nothing is there yet (another process may have won)."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.new")
-    engine = _engine(temp, write=True)
-    try:
-        with engine.begin() as conn:
-            metadata.create_all(conn)
-            conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-        engine.dispose()
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            log.info("%s: made by another process meanwhile; using it", path)
-        except OSError:  # no hard links here: a rename, which could replace a file made meanwhile
-            if not path.exists():
-                os.replace(temp, path)
-    except (OSError, SQLAlchemyError) as e:
-        raise StateError(f"{path}: cannot create the state database: {getattr(e, 'orig', None) or e}",
-                         "check that the folder of paths.state exists and is writable") from e
-    finally:
-        engine.dispose()
-        for leftover in (temp, temp.with_name(temp.name + "-wal"), temp.with_name(temp.name + "-shm")):
-            leftover.unlink(missing_ok=True)
-
-
 @contextmanager
 def open_store(path: Path, *, write: bool = True) -> Iterator[Store]:
     """Open the state database, creating it only where no file exists; changes are kept only when
     `write` is true and the block ends without an exception. A read-only run opens the file read-only
     (on a missing file it uses memory). A file that is empty, not SQLite or without the publisher
     schema is a StateError naming it: starting over would give every article a new id."""
-    exists = path.exists()
-    blank = exists and _inspect(path)
-    if write and blank:
-        _adopt(path)
-    elif write and not exists:
-        _create(path)
-    engine = _engine(path if exists or write else None, write=write)
-    try:
-        with engine.connect() as conn:
-            store = Store(conn, write=write)
-            store._prepare(path if exists or write else None)
-            yield store
-            if write:
-                store.trans.commit()
-            else:
-                store.trans.rollback()
-    except (OperationalError, DatabaseError) as e:
-        raise StateError(f"{path}: state database unusable: {e.orig}",
-                         "check the file, or move it away to start a new state") from e
-    finally:
-        engine.dispose()
+    with state_connection(path, write=write) as (conn, where):
+        store = Store(conn, write=write)
+        prepare_tables(conn, where, write=write)
+        yield store
+        if write:
+            store.trans.commit()
+        else:
+            store.trans.rollback()

@@ -20,8 +20,8 @@ import pytest
 import sqlalchemy as sa
 
 from publisher.deliver.subscribers import DuplicateSubscriber, Subscriber, SubscriberError, Subscribers
+from publisher.schema import subscribers as subscribers_table
 from publisher.store import open_store
-from publisher.store import subscribers as subscribers_table
 from tests.conftest import Site, run_cli
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

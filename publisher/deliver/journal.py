@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from publisher.store import Store, deliveries, digests, subscribers
+from publisher.schema import deliveries, digests, subscribers
+from publisher.store import Store
 
 BATCH = 500
 STATUSES = ("queued", "sent", "failed", "expired", "bounced", "cancelled")

@@ -1,0 +1,131 @@
+"""Memos that spare work when inputs are unchanged: an output file is rendered again only when its
+inputs changed (or the file on disk is not what was written), and a whole publish run is skipped when
+nothing it reads has changed. The memos live in the state (`memo` table, `last_publish` meta row).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, fields, is_dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from publisher import __version__
+from publisher.models import Problem, PublishReport, SourceFile
+from publisher.write import safe_join
+
+if TYPE_CHECKING:  # SQLAlchemy is not imported by the parsing workers, which import publisher.pipeline
+    from publisher.config import Settings
+    from publisher.store import Store
+
+
+def memo_key(value: object) -> str:
+    """A memo key: the same inputs give the same text in every run (a date read from the file and the
+    same date read back from the state differ only in their tzinfo object: both become UTC ISO text)."""
+    return repr(_canonical(value))
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__, *(_canonical(getattr(value, f.name)) for f in fields(value)))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _canonical(v)) for k, v in value.items())
+    return value
+
+
+def _key_sha(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def memo_hit(store: Store, output: Path, name: str, key: str) -> bytes | None:
+    """The output file as last written, when its inputs (`key`) are unchanged and it is still as written."""
+    known = store.memo_get(name)
+    path = safe_join(output, name)
+    if known and known[0] == _key_sha(key) and path.is_file():
+        data = path.read_bytes()
+        if _sha(data) == known[1]:
+            return data
+    return None
+
+
+def memo_keep(store: Store, name: str, key: str, data: bytes) -> None:
+    store.memo_put(name, _key_sha(key), _sha(data))
+
+
+def memoized(store: Store, output: Path, name: str, key: str, make: Callable[[], bytes], *,
+             record: bool) -> bytes:
+    """An output file rendered only when its inputs changed (or the file on disk is not what we wrote)."""
+    data = memo_hit(store, output, name, key)
+    if data is None:
+        data = make()
+        if record:
+            memo_keep(store, name, key, data)
+    return data
+
+
+def templates_key(site_templates: Path) -> str:
+    """Every template a render may read (a template can include or extend any other): the site's own,
+    else the built-in one, by name (*.j2, in subfolders too)."""
+    from publisher.resources import builtin_templates
+
+    digest = hashlib.sha256()
+    folders = [f for f in (site_templates, builtin_templates()) if f.is_dir()]
+    names = sorted({p.relative_to(f).as_posix() for f in folders for p in f.rglob("*.j2") if p.is_file()})
+    for name in names:
+        path = next(f / name for f in folders if (f / name).is_file())
+        digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def input_key(settings: Settings, files: Sequence[SourceFile]) -> str:
+    """Everything a publish run reads, cheaply: settings, article files and templates (name, mtime, size)."""
+    from publisher.resources import builtin_templates
+
+    digest = hashlib.sha256(repr((__version__, settings)).encode())
+    for f in files:
+        digest.update(f"{f.rel}\0{f.mtime_ns}\0{f.size}\n".encode())
+    for folder in (settings.paths.templates, builtin_templates()):
+        for path in sorted(folder.glob("*.j2")) if folder.is_dir() else []:
+            st = path.stat()
+            digest.update(f"{path}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
+    return digest.hexdigest()
+
+
+def unchanged_run(store: Store, key: str, now: datetime, output: Path) -> PublishReport | None:
+    """The last run's report when nothing it read has changed, no waiting article is due and every
+    file it wrote is still as written; else None (a full run follows)."""
+    saved = store.meta_get("last_publish")
+    if saved is None:
+        return None
+    last = json.loads(saved)
+    if last["key"] != key or (last["wake"] and now >= datetime.fromisoformat(last["wake"])):
+        return None
+    for name, sha in last["outputs"].items():
+        path = safe_join(output, name)
+        if not path.is_file() or _sha(path.read_bytes()) != sha:
+            return None
+    problems = tuple(Problem(**p) for p in last["problems"])
+    return PublishReport(read=last["read"], published=last["published"], skipped=last["skipped"],
+                         unchanged=tuple(sorted(last["outputs"])), problems=problems, hidden=last["hidden"])
+
+
+def remember_run(store: Store, key: str, report: PublishReport, wake: datetime | None,
+                 outputs: dict[str, bytes]) -> None:
+    """Keep a run's report for `unchanged_run`: its input key, when the next waiting article is due
+    (`wake`), its counts and problems, and the sha256 of every file it made."""
+    store.meta_put("last_publish", json.dumps({
+        "key": key, "wake": wake.isoformat() if wake else None, "read": report.read,
+        "published": report.published, "skipped": report.skipped, "hidden": report.hidden,
+        "problems": [asdict(p) for p in report.problems],
+        "outputs": {name: _sha(data) for name, data in outputs.items()}}))
