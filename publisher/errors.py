@@ -1,4 +1,4 @@
-"""The exception tree. Library code raises these; only cli.py turns them into messages and exit codes.
+"""The exception tree. Library code raises these; only publisher.cli turns them into messages and exit codes.
 
 PublisherError            base: a message, a hint (what to do) and an exit code
 ├── ConfigError           publisher.toml is wrong (exit 2)

@@ -1,7 +1,7 @@
 """The web side of publisher (`publisher serve`): the output folder served with conditional GET and gzip,
 double opt-in subscription, confirmation, and one-click unsubscribe (RFC 8058).
 
-Only this package imports Starlette; `publisher serve` (cli_serve.py) imports it when it runs, so
+Only this package imports Starlette; `publisher serve` (publisher/cli/serve.py) imports it when it runs, so
 `publisher --help` stays fast.
 """
 

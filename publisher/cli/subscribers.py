@@ -1,7 +1,7 @@
 """`publisher subscribers ...`: add, remove, list, import and export the subscribers of the digest.
 
-Like cli.py, this module only parses, calls the library (publisher.deliver.subscribers) and prints;
-errors become one line on stderr and the error's exit code.
+Like the other modules of publisher.cli, this one only parses, calls the library (publisher.deliver.subscribers)
+and prints; errors become one line on stderr and the error's exit code.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from publisher.cli import _fail, _settings, config_option
+from publisher.cli.options import config_option, fail, read_settings
 
 if TYPE_CHECKING:
     from publisher.deliver.subscribers import Subscribers
@@ -32,12 +32,12 @@ def _subscribers(config: Path | None, *, write: bool = True) -> Iterator[Subscri
     from publisher.errors import PublisherError
     from publisher.store import open_store
 
-    settings = _settings(config)
+    settings = read_settings(config)
     try:
         with open_store(settings.paths.state, write=write) as store:
             yield Subscribers(store.conn, smtputf8=settings.email.smtputf8)
     except PublisherError as e:
-        _fail(e, e.exit_code)
+        fail(e, e.exit_code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

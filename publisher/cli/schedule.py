@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 from datetime import UTC, datetime
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from publisher.cli import _fail, _now, clock_option, config_option
+from publisher.cli.options import clock_option, config_option, fail, parse_clock
 
 if TYPE_CHECKING:
     from publisher.cron import ScheduleSettings
@@ -21,6 +20,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def _log_runs() -> None:
     """The scheduler's own lines (one per run, skipped runs, start and stop) are always shown, with a time."""
+    import logging
+
     logging.getLogger("publisher.schedule").setLevel(logging.INFO)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
@@ -29,7 +30,7 @@ def _log_runs() -> None:
 def _print_next(count: int, plan: ScheduleSettings, clock: str | None) -> None:
     from publisher.cron import next_runs
 
-    runs = next_runs(plan, count, _now(clock) if clock else datetime.now(UTC))
+    runs = next_runs(plan, count, parse_clock(clock) if clock else datetime.now(UTC))
     if not runs:  # config validation refuses such a cron; this is the trigger's own word on it
         click.echo(f"error: 'schedule.cron' = '{plan.cron}' never fires in {plan.timezone}", err=True)
         sys.exit(2)
@@ -65,8 +66,7 @@ def schedule(config: Path | None, count: int | None, once: bool, clock: str | No
     try:
         settings, plan = load_settings(config, Path.cwd())
     except PublisherError as e:
-        _fail(e, e.exit_code)
-        raise
+        fail(e, e.exit_code)
     if count:
         _print_next(count, plan, clock)
         return
@@ -80,4 +80,4 @@ def schedule(config: Path | None, count: int | None, once: bool, clock: str | No
             sys.exit(service.run_once().exit_code)
         service.run_forever()
     except PublisherError as e:
-        _fail(e, e.exit_code)
+        fail(e, e.exit_code)

@@ -1,116 +1,31 @@
-"""The command line: the only module that prints or exits. Commands call the library.
-
-Heavy libraries (feedgen, SQLAlchemy, nh3, markdown-it) are imported inside the commands, so that
-`publisher --help` starts fast.
-"""
+"""`publisher publish`, `send`, `check`, `init`, `preview` and `related`: parse, call the library, print."""
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
-from publisher import __version__
+from publisher.cli.options import (
+    ProgressBar,
+    clock_option,
+    clock_source,
+    config_option,
+    count,
+    fail,
+    locked,
+    parse_clock,
+    read_settings,
+    wait_option,
+)
 
 if TYPE_CHECKING:
     from publisher.config import Settings
     from publisher.models import PublishReport
-
-F = TypeVar("F", bound=Callable[..., Any])
-PROGRESS_FROM = 200  # draw a progress bar when there are at least this many files
-
-
-def config_option(func: F) -> F:
-    return click.option("--config", "-c", "config", type=click.Path(path_type=Path, dir_okay=False),
-                        help="Config file [default: ./publisher.toml, else built-in defaults].")(func)
-
-
-def wait_option(func: F) -> F:
-    return click.option("--wait", type=click.FloatRange(0), default=0.0, show_default=True, metavar="SECONDS",
-                        help="Wait this long for a run in progress (e.g. the scheduler's) to finish.")(func)
-
-
-@contextmanager
-def _locked(settings: Settings, wait: float, what: str, skip: bool = False) -> Iterator[None]:
-    """One run at a time (publish, send, the scheduled job); a busy lock ends the command (exit 75), and
-    so does a lock file that cannot be written (exit 2)."""
-    from publisher.errors import PublisherError
-    from publisher.lock import acquire
-
-    if skip:
-        yield
-        return
-    try:
-        with acquire(settings.paths.state, wait, what):
-            yield
-    except PublisherError as e:  # lock.Busy (75), or the lock file's StateError (2)
-        _fail(e, e.exit_code)
-
-
-def clock_option(func: F) -> F:
-    return click.option("--clock", metavar="ISO-TIME",
-                        help="Pretend the time is this (e.g. 2026-11-25T09:00:00Z), for reproducible output.")(func)
-
-
-def _now(clock: str | None) -> datetime:
-    if not clock:
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(clock.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise click.BadParameter(f"{clock!r} is not an ISO time such as 2026-11-25T09:00:00Z",
-                                 param_hint="--clock") from e
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def count(n: int, noun: str, plural: str | None = None) -> str:
-    """'1 article', '2 articles', '0 articles' (or the plural given: count(2, 'try', 'tries'))."""
-    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
-
-
-def _fail(error: Exception, code: int) -> None:
-    click.echo(f"error: {error}", err=True)
-    sys.exit(code)
-
-
-def _settings(config: Path | None) -> Settings:
-    from publisher.config import load_settings
-    from publisher.errors import PublisherError
-
-    try:
-        return load_settings(config, Path.cwd())
-    except PublisherError as e:
-        _fail(e, e.exit_code)
-        raise  # unreachable: _fail exits
-
-
-class _Bar:
-    """A click progress bar on stderr, shown only for long runs in a terminal."""
-
-    def __init__(self, label: str = "reading articles") -> None:
-        self.bar: Any = None
-        self.label = label
-
-    def start(self, total: int) -> None:
-        if total >= PROGRESS_FROM and sys.stderr.isatty():
-            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
-            self.bar.__enter__()
-
-    def advance(self, done: int) -> None:
-        if self.bar is not None:
-            self.bar.update(done)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
 
 
 def _report(report: PublishReport, seconds: float, dry_run: bool) -> None:
@@ -128,27 +43,17 @@ def _run(settings: Settings, now: datetime, *, dry_run: bool, use_cache: bool, f
     from publisher.errors import PublisherError
     from publisher.pipeline import publish
 
-    bar = _Bar()
+    bar = ProgressBar()
     try:
         return publish(settings, now, dry_run=dry_run, use_cache=use_cache, force_digest=force, progress=bar)
     except PublisherError as e:
         bar.close()
-        _fail(e, e.exit_code)
-        raise
+        fail(e, e.exit_code)
     finally:
         bar.close()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="publisher")
-@click.option("-v", "--verbose", is_flag=True, help="Log what each stage does.")
-def main(verbose: bool) -> None:
-    """Publish a folder of articles as RSS, Atom and JSON feeds (and an email digest)."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-
-
-@main.command()
+@click.command()
 @config_option
 @clock_option
 @click.option("--dry-run", is_flag=True, help="Do everything but write files or state.")
@@ -163,18 +68,13 @@ def publish(config: Path | None, clock: str | None, dry_run: bool, force: bool, 
     published), 2 on a bad config or usage.
     """
     started = time.perf_counter()
-    settings = _settings(config)
-    with _locked(settings, wait, "publish", dry_run):
-        report = _run(settings, _now(clock), dry_run=dry_run, use_cache=True, force=force)
+    settings = read_settings(config)
+    with locked(settings, wait, "publish", dry_run):
+        report = _run(settings, parse_clock(clock), dry_run=dry_run, use_cache=True, force=force)
         _report(report, time.perf_counter() - started, dry_run)
         if not (dry_run or no_send):
             _deliver(settings, clock)
     sys.exit(1 if report.errors else 0)
-
-
-def _clock(clock: str | None) -> Callable[[], datetime]:
-    fixed = _now(clock) if clock else None
-    return (lambda: fixed) if fixed else (lambda: datetime.now(UTC))
 
 
 def _deliver(settings: Settings, clock: str | None) -> None:
@@ -188,12 +88,11 @@ def _deliver(settings: Settings, clock: str | None) -> None:
     previous = {sig: signal.signal(sig, lambda number, _frame: stopping.append(number))
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     started = time.perf_counter()
-    bar = _Bar("sending")
+    bar = ProgressBar("sending")
     try:
-        report = deliver_pending(settings, _clock(clock), lambda: bool(stopping), bar)
+        report = deliver_pending(settings, clock_source(clock), lambda: bool(stopping), bar)
     except PublisherError as e:
-        _fail(e, e.exit_code)
-        raise
+        fail(e, e.exit_code)
     finally:
         bar.close()
         for sig, handler in previous.items():
@@ -210,7 +109,7 @@ def _deliver(settings: Settings, clock: str | None) -> None:
         sys.exit(1)
 
 
-@main.command()
+@click.command()
 @config_option
 @clock_option
 @click.option("--resume", is_flag=True, help="Send what an earlier run left unsent (what send always does).")
@@ -220,34 +119,38 @@ def _deliver(settings: Settings, clock: str | None) -> None:
 @wait_option
 def send(config: Path | None, clock: str | None, resume: bool, show_status: bool, wait: float) -> None:
     """Deliver recorded digests to their subscribers: only what the journal says is not sent yet."""
-    settings = _settings(config)
+    settings = read_settings(config)
     if show_status:
-        from publisher.deliver.journal import STATUSES, Journal
-        from publisher.store import open_store
-
-        with open_store(settings.paths.state, write=False) as store:
-            journal = Journal(store)
-            rows, problems = journal.status(), journal.problems()
-        if not rows:
-            click.echo("no digest has been queued for delivery")
-        for digest_id, counts in rows:
-            click.echo(f"{digest_id}: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
-        for p in problems:
-            click.echo(f"  {p.digest_id} {p.status} after {count(p.attempts, 'try', 'tries')}: "
-                       f"{p.address} ({p.subscriber_id}): {p.error}")
+        _print_status(settings)
         return
-    with _locked(settings, wait, "send"):
+    with locked(settings, wait, "send"):
         _deliver(settings, clock)
 
 
-@main.command()
+def _print_status(settings: Settings) -> None:
+    from publisher.deliver.journal import STATUSES, Journal
+    from publisher.store import open_store
+
+    with open_store(settings.paths.state, write=False) as store:
+        journal = Journal(store)
+        rows, problems = journal.status(), journal.problems()
+    if not rows:
+        click.echo("no digest has been queued for delivery")
+    for digest_id, counts in rows:
+        click.echo(f"{digest_id}: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
+    for p in problems:
+        click.echo(f"  {p.digest_id} {p.status} after {count(p.attempts, 'try', 'tries')}: "
+                   f"{p.address} ({p.subscriber_id}): {p.error}")
+
+
+@click.command()
 @config_option
 @clock_option
 def check(config: Path | None, clock: str | None) -> None:
     """Validate the config and every article; write nothing."""
     started = time.perf_counter()
-    settings = _settings(config)
-    report = _run(settings, _now(clock), dry_run=True, use_cache=False)
+    settings = read_settings(config)
+    report = _run(settings, parse_clock(clock), dry_run=True, use_cache=False)
     for problem in report.problems:
         click.echo(f"{problem.severity}: {problem}", err=True)
     click.echo(f"{count(report.read, 'article')} checked, {len(report.errors)} with errors, "
@@ -256,7 +159,7 @@ def check(config: Path | None, clock: str | None) -> None:
     sys.exit(1 if report.errors else 0)
 
 
-@main.command()
+@click.command()
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
 @clock_option
 def init(directory: Path, clock: str | None) -> None:
@@ -266,15 +169,15 @@ def init(directory: Path, clock: str | None) -> None:
     from publisher.scaffold import scaffold
 
     try:
-        created = scaffold(directory, _now(clock))
+        created = scaffold(directory, parse_clock(clock))
     except PublisherError as e:
-        _fail(e, e.exit_code)
+        fail(e, e.exit_code)
     for path in created:
         click.echo(f"created {path}")
     click.echo(f"next: cd {directory} && publisher publish")
 
 
-@main.command()
+@click.command()
 @config_option
 @clock_option
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML preview in the web browser.")
@@ -285,14 +188,13 @@ def preview(config: Path | None, clock: str | None, open_browser: bool, to: str 
     from publisher.errors import PublisherError
     from publisher.readonly import preview as make_preview
 
-    settings = _settings(config)
+    settings = read_settings(config)
     try:
-        result = make_preview(settings, _now(clock), to)
+        result = make_preview(settings, parse_clock(clock), to)
         if result.digest_id and to:
             _send_test_copy(settings, result.digest_id, result.sender, to, result.message)
     except PublisherError as e:
-        _fail(e, e.exit_code)
-        raise
+        fail(e, e.exit_code)
     if result.digest_id is None:
         click.echo("no published articles: nothing to preview")
         return
@@ -322,7 +224,7 @@ def _send_test_copy(settings: Settings, digest_id: str, sender: str, to: str, me
         transport.close()
 
 
-@main.command()
+@click.command()
 @click.argument("slug", required=False)
 @click.option("--all", "every", is_flag=True, help="Every article's list.")
 @click.option("--json", "as_json", is_flag=True, help="JSON: one object, or one per line with --all.")
@@ -338,12 +240,11 @@ def related(slug: str | None, every: bool, as_json: bool, config: Path | None, c
 
     if slug and every:
         raise click.UsageError("give a SLUG or --all, not both")
-    settings = _settings(config)
+    settings = read_settings(config)
     try:
-        report = related_report(settings, _now(clock), slug, every=every)
+        report = related_report(settings, parse_clock(clock), slug, every=every)
     except PublisherError as e:
-        _fail(e, e.exit_code)
-        raise
+        fail(e, e.exit_code)
     for item in report:
         if as_json:
             click.echo(json.dumps({"slug": item["slug"], "related": [
@@ -354,17 +255,3 @@ def related(slug: str | None, every: bool, as_json: bool, config: Path | None, c
         for n, r in enumerate(item["related"], 1):
             score = "   ref" if r["score"] is None else f"{r['score']:.4f}"
             click.echo(f"  {n}. {score}  {r['reason']:<16}  {r['slug']}  {r['title']}")
-
-
-def _register() -> None:
-    """Command groups that live in their own modules."""
-    from publisher.cli_schedule import schedule
-    from publisher.cli_serve import serve
-    from publisher.cli_subscribers import subscribers
-
-    main.add_command(subscribers)
-    main.add_command(schedule)
-    main.add_command(serve)
-
-
-_register()

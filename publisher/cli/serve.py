@@ -1,7 +1,7 @@
 """`publisher serve`: the web service (publisher/web) under uvicorn, in the foreground.
 
-Like cli.py, this module parses, calls the library and prints; Starlette and uvicorn are imported
-when the command runs, so `publisher --help` stays fast.
+Like the other modules of publisher.cli, this one parses, calls the library and prints; Starlette and uvicorn
+are imported when the command runs, so `publisher --help` stays fast.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from publisher.cli import _fail, _settings, config_option
+from publisher.cli.options import config_option, fail, read_settings
 
 
 @click.command()
@@ -28,7 +28,7 @@ def serve(host: str, port: int, config: Path | None) -> None:
     """
     from publisher.errors import PublisherError
 
-    settings = _settings(config)
+    settings = read_settings(config)
     try:
         from publisher.web import check_public_url, create_app, preflight
 
@@ -36,8 +36,7 @@ def serve(host: str, port: int, config: Path | None) -> None:
         preflight(settings)
         app = create_app(settings)
     except PublisherError as e:
-        _fail(e, e.exit_code)
-        raise
+        fail(e, e.exit_code)
     import uvicorn
 
     from publisher.web.logs import redact_access_log
