@@ -268,7 +268,8 @@ def test_guid_0123_stays_a_string(base: Baseline) -> None:
     assert error_lines(result) == []
     feeds = assert_good_intact(base)
     assert feeds.ids["rss"]["Octal Trap"] == "0123"  # RSS <guid>
-    assert feeds.ids["atom"]["Octal Trap"] == "0123"  # Atom <id>
+    atom_id = feeds.ids["atom"]["Octal Trap"]  # Atom's <id> must be a URI: a tag: URI that keeps the guid
+    assert atom_id.startswith("tag:") and atom_id.endswith(":0123"), atom_id
     assert feeds.ids["json"]["Octal Trap"] == "0123"
     assert ("guid", "0123", "guid.md") in db_rows(base.site)  # the state keeps it exactly, too
 

@@ -71,7 +71,7 @@ class _Fields:
     def required(self, name: str, value: str) -> str:
         clean = plain_title(self.text(name, value)) if name == "title" else self.text(name, value)
         if not clean:
-            removed = "characters XML 1.0 forbids" + (" and HTML tags" if name == "title" else "")
+            removed = "characters XML 1.0 forbids or discourages" + (" and HTML tags" if name == "title" else "")
             raise ArticleError(self.doc.source, f"'{name}' is empty once {removed} are removed",
                                f"write the {name} in plain text", self.lines.get(name))
         return check_slug(self.doc.source, clean, self.lines.get(name)) if name == "slug" else clean

@@ -21,8 +21,9 @@ from publisher.models import Problem, SourceFile
 
 log = logging.getLogger(__name__)
 MAX_ARTICLE_BYTES = 10 * 1024 * 1024
-# Characters XML 1.0 forbids: C0 controls but TAB, LF and CR; lone surrogates; U+FFFE and U+FFFF.
-XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Characters XML 1.0 forbids, plus DEL and the C1 controls it discourages (section 2.2): readers take
+# those for Windows-1252 letters (U+009F becomes 'Ÿ'), so an id or title would read differently per feed.
+XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 UNSAFE = re.compile(r"<\s*(script|style|iframe|object|embed|form)\b|\son\w+\s*=|javascript\s*:", re.I)
 CHARREF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
 SLUG_OK = re.compile(r"[^\W_][\w-]*")
@@ -240,7 +241,8 @@ class Removed:
 
 def xml_clean(value: str) -> tuple[str, Removed | None]:
     """The one rule for every text value: characters XML 1.0 forbids (C0 controls but TAB, LF, CR;
-    lone surrogates; U+FFFE, U+FFFF) are removed. Returns the clean value and what was removed."""
+    lone surrogates; U+FFFE, U+FFFF) or discourages (DEL, C1 controls) are removed. Returns the clean
+    value and what was removed."""
     match = XML_ILLEGAL.search(value)
     if match is None:
         return value, None
@@ -250,7 +252,7 @@ def xml_clean(value: str) -> tuple[str, Removed | None]:
 
 def removed_warning(rel: str, removed: Removed, line: int | None, field: str = "") -> Problem:
     where = f" from '{field}'" if field else ""
-    return Problem(rel, f"removed {removed.count} character(s) that XML 1.0 forbids{where} "
+    return Problem(rel, f"removed {removed.count} character(s) that XML 1.0 forbids or discourages{where} "
                    f"(first U+{ord(removed.first):04X})", "", line, "warning")
 
 

@@ -10,19 +10,22 @@ media:content goes into a media:group unless told `group=None` (a group of one i
 from __future__ import annotations
 
 import html
+import re
+from urllib.parse import quote, urlsplit
 
 from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from publisher import __version__
+from publisher.config import SiteSettings
 from publisher.models import Article
 from publisher.render import FeedContext, uri
 
 ATOM_NS = "{http://www.w3.org/2005/Atom}"
 
 
-def _feed(ctx: FeedContext, self_url: str) -> FeedGenerator:
+def _feed(ctx: FeedContext, self_url: str, *, atom: bool = False) -> FeedGenerator:
     site = ctx.site
     fg = FeedGenerator()
     fg.load_extension("dc", atom=False, rss=True)
@@ -38,7 +41,7 @@ def _feed(ctx: FeedContext, self_url: str) -> FeedGenerator:
     fg.updated(ctx.updated)
     fg.lastBuildDate(ctx.updated)
     for article in ctx.articles:
-        _entry(fg.add_entry(order="append"), article, ctx.author)
+        _entry(fg.add_entry(order="append"), article, ctx.author, atom_id(article, site) if atom else None)
     return fg
 
 
@@ -50,10 +53,27 @@ def body_html(article: Article) -> str:
     return f"<p>{html.escape(text, quote=False)}</p>"
 
 
-def _entry(fe: FeedEntry, article: Article, default_author: str) -> None:
+ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[!#-;=?-\[\]_a-z~]+")  # scheme ':' URI characters, no space
+
+
+def atom_id(article: Article, site: SiteSettings) -> str:
+    """Atom's <id> must be an absolute URI (RFC 4287 4.2.6). The state's ids are (urn:uuid:...), and so is a
+    front-matter guid written as one; any other guid ('0123', 'same') becomes a tag: URI (RFC 4151) of the
+    site's host and the day the article was first seen, both fixed, so the id never changes. RSS and JSON
+    Feed, where an id may be any string, keep the guid as written."""
+    ident = article.identity.id
+    if ABSOLUTE_URI.fullmatch(ident):
+        return ident
+    host = urlsplit(site.url).hostname or "localhost"
+    return f"tag:{host},{article.identity.first_seen:%Y-%m-%d}:{quote(ident, safe='')}"
+
+
+def _entry(fe: FeedEntry, article: Article, default_author: str, atom_uri: str | None) -> None:
+    """One item; `atom_uri` is its <id> in the Atom feed (feedgen's id() and guid() each set both ids)."""
     entry = article.entry
-    fe.id(article.identity.id)
     fe.guid(article.identity.id, permalink=False)
+    if atom_uri is not None:
+        fe.id(atom_uri)
     fe.title(entry.title)
     fe.link(href=uri(article.url), rel="alternate", type="text/html")
     fe.published(article.identity.published)
@@ -76,7 +96,7 @@ def render_rss(ctx: FeedContext) -> bytes:
 
 
 def render_atom(ctx: FeedContext) -> bytes:
-    data: bytes = _feed(ctx, ctx.feed_urls["atom"]).atom_str(pretty=True)
+    data: bytes = _feed(ctx, ctx.feed_urls["atom"], atom=True).atom_str(pretty=True)
     root = etree.fromstring(data)
     for link in root.iter(f"{ATOM_NS}entry"):
         for element in link.iter(f"{ATOM_NS}link"):
