@@ -315,8 +315,10 @@ def prepare(settings: Settings, store: Store, now: datetime, *, use_cache: bool 
     reading = relate(archive.entries, identities, store, archive.html_of, settings.related)
     archive.related = reading.slugs()
     left_out = clashes + claims + stored
-    return Run(archive, len(files), loaded.skipped + len(left_out), len(loaded.entries) - len(shown),
-               [*scan_problems, *loaded.problems, *left_out, *reading.problems], reading)
+    refused_files = sum(p.severity == "error" for p in scan_problems)  # found, then refused (a link leading out)
+    return Run(archive, len(files) + refused_files, loaded.skipped + len(left_out) + refused_files,
+               len(loaded.entries) - len(shown), [*scan_problems, *loaded.problems, *left_out, *reading.problems],
+               reading)
 
 
 def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cache: bool = True,

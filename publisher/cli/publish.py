@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 def _report(report: PublishReport, seconds: float, dry_run: bool) -> None:
     for problem in report.problems:
         click.echo(f"{problem.severity}: {problem}", err=True)
-    verb = "would write" if dry_run else "written"
+    verb = "to write" if dry_run else "written"
     hidden = f", {report.hidden} waiting (draft or future)" if report.hidden else ""
     digest = f"digest {report.digest}" if report.digest else "no new articles, no digest"
     click.echo(f"{count(report.read, 'article')} read, {report.published} published, {report.skipped} skipped "
