@@ -27,6 +27,7 @@ XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufff
 UNSAFE = re.compile(r"<\s*(script|style|iframe|object|embed|form)\b|\son\w+\s*=|javascript\s*:", re.I)
 CHARREF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
 SLUG_OK = re.compile(r"[^\W_][\w-]*")
+NOT_IN_URLS = re.compile(r'[ "<>\\^`{|}]')  # ASCII a URL may never hold (RFC 3986); non-ASCII is an IRI, encoded
 NETLOC_CHARS = frozenset(string.ascii_letters + string.digits + "-._~%!$&'()*+,;=:@[]")
 LINK_HINT = "move the file into it or remove the link"
 
@@ -320,11 +321,16 @@ def check_image(rel: str, value: str, line: int | None) -> tuple[str | None, Pro
         parts = urlsplit(value)
         if parts.scheme not in ("", "http", "https") or (parts.scheme and not parts.hostname):
             raise ValueError("not an http(s) URL")
-        return to_uri(value), None
+        uri = to_uri(value)
     except ValueError as e:
         return None, Problem(rel, f"image {value[:100]!r} left out: {e}",
                              "write image: https://example.com/picture.jpg or a path like /images/picture.jpg",
                              line, "warning")
+    if bad := sorted(set(NOT_IN_URLS.findall(value))):
+        return uri, Problem(rel, f"image {value[:100]!r} holds {' '.join(map(repr, bad))}, which a URL may not: "
+                            f"published percent-encoded as {uri[:100]!r}", "check the image's address", line,
+                            "warning")
+    return uri, None
 
 
 def find_bad_charrefs(rel: str, text: str, first_line: int = 1) -> list[Problem]:
