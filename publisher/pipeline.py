@@ -305,8 +305,9 @@ def prepare(settings: Settings, store: Store, now: datetime, *, use_cache: bool 
     files, scan_problems = scan_checked(settings.paths.articles, EXTENSIONS) if scanned is None else scanned
     loaded = load_entries(files, store, settings.site, use_cache=use_cache, progress=progress)
     shown = visible(loaded.entries, now)
-    kept, clashes = unique_slugs(shown, store.known_sources())
-    kept, claims = unique_ids(kept, store.known_ids())
+    known = store.known_ids()  # id -> (slug, source): one read of the articles table for both rules
+    kept, clashes = unique_slugs(shown, dict(known.values()))
+    kept, claims = unique_ids(kept, known)
     identities, refused = store.record(kept, now, settings.site.url)
     stored = [Problem(e.source, f"the state database refused the article: {refused[e.slug]}", STATE_HINT)
               for e in kept if e.slug in refused]

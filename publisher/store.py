@@ -210,10 +210,6 @@ class Store:
                 "content_hash": entry.content_hash, "published": _iso(ident.published),
                 "updated": _iso(ident.updated), "first_seen": _iso(ident.first_seen)}
 
-    def known_sources(self) -> dict[str, str]:
-        """slug -> source path of every article the state knows."""
-        return {row.slug: row.source for row in self.conn.execute(sa.select(articles.c.slug, articles.c.source))}
-
     def related_lists(self) -> dict[str, tuple[str, list[tuple[str, float, str]]]]:
         """slug -> (input key, [(slug, score, reason), ...]) of the cached rankings."""
         rows = self.conn.execute(sa.select(related_lists.c.slug, related_lists.c.input_key, related_lists.c.ranked))

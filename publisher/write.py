@@ -182,9 +182,8 @@ def _discard(swaps: Sequence[_Swap]) -> None:
 def write_outputs(root: Path, files: Mapping[str, bytes]) -> tuple[list[str], list[str]]:
     """Write each name -> bytes under root, all together or none (see the module's text); files that
     already hold their bytes are not touched. Returns (written, unchanged) names."""
-    targets = {name: safe_join(root, name) for name in sorted(files)}  # every name checked before any write
-    written = [name for name, path in targets.items() if not _same(path, files[name])]
-    unchanged = sorted(set(targets) - set(written))
+    written, unchanged = compare_outputs(root, files)  # every name checked before any write
+    targets = {name: safe_join(root, name) for name in written}
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -199,6 +198,5 @@ def compare_outputs(root: Path, files: Mapping[str, bytes]) -> tuple[list[str], 
     changed: list[str] = []
     same: list[str] = []
     for name in sorted(files):
-        path = safe_join(root, name)
-        (same if path.is_file() and path.read_bytes() == files[name] else changed).append(name)
+        (same if _same(safe_join(root, name), files[name]) else changed).append(name)
     return changed, same

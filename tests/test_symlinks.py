@@ -9,7 +9,6 @@ folder is never followed (its files are read where they are), with a warning.
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -18,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from publisher.errors import ArticleError
-from publisher.load import EXTENSIONS, read, scan, scan_checked
+from publisher.load import EXTENSIONS, read, scan_checked
 from publisher.models import Problem
 from tests.conftest import Site
 
@@ -159,16 +158,6 @@ def test_the_articles_folder_may_itself_be_a_link(folders: tuple[Path, Path], tm
     assert (found, problems) == (["good.md"], [])
     files, _ = scan_checked(tmp_path / "linked", EXTENSIONS)
     assert read(files[0], ZoneInfo("UTC")).title == "Good"
-
-
-def test_scan_keeps_its_old_shape_and_logs_the_problems(folders: tuple[Path, Path],
-                                                         caplog: pytest.LogCaptureFixture) -> None:
-    articles, outside = folders
-    os.symlink(outside / "secret.md", articles / "passwd.md")
-    with caplog.at_level(logging.WARNING):
-        files = scan(articles, EXTENSIONS)
-    assert [f.rel for f in files] == ["good.md"]
-    assert any("passwd.md" in r.getMessage() and "outside" in r.getMessage() for r in caplog.records)
 
 
 def test_bad_file_name_is_a_problem_not_a_crash(folders: tuple[Path, Path]) -> None:

@@ -20,7 +20,6 @@ from publisher.load.source import (
     plain_title,
     removed_warning,
     resolve_inside,
-    scan,
     scan_checked,
     xml_clean,
 )
@@ -30,7 +29,7 @@ READERS = {".txt": "publisher.load.text", ".md": "publisher.load.markdown", ".ma
 EXTENSIONS = frozenset(READERS)
 PROSE = frozenset({"title", "summary", "author", "tags", "references"})  # whitespace collapsed
 
-__all__ = ["EXTENSIONS", "READERS", "normalise", "read", "scan", "scan_checked"]
+__all__ = ["EXTENSIONS", "READERS", "normalise", "read", "scan_checked"]
 
 
 def read(source: SourceFile, tz: ZoneInfo) -> Document:
@@ -64,8 +63,6 @@ class _Fields:
         clean, removed = xml_clean(value)
         if removed:
             self.warnings.append(removed_warning(self.doc.source, removed, self.lines.get(name), name))
-        if name == "body_html":
-            return clean
         return " ".join(clean.split()) if name in PROSE else clean.strip()
 
     def required(self, name: str, value: str) -> str:
@@ -91,12 +88,13 @@ class _Fields:
 def normalise(doc: Document) -> Document:
     """The load boundary's one pass over every text value of a Document: XML-illegal characters and
     lone surrogates removed (a warning naming the file and line), the title made plain text, the image
-    made a URI. A required value with nothing left (title, slug, guid) raises ArticleError."""
+    made a URI. A required value with nothing left (title, slug, guid) raises ArticleError. The body needs
+    no pass here: its text was cleaned when the file was decoded, and its HTML is cleaned after sanitizing."""
     f = _Fields(doc)
     return dataclasses.replace(
         doc, title=f.required("title", doc.title), slug=f.required("slug", doc.slug),
         guid=f.required("guid", doc.guid) if doc.guid is not None else None,
         summary=f.optional("summary", doc.summary), author=f.optional("author", doc.author),
         image=f.optional("image", doc.image), tags=f.items("tags", doc.tags),
-        references=f.items("references", doc.references), body_html=f.text("body_html", doc.body_html),
+        references=f.items("references", doc.references),
         warnings=tuple(dict.fromkeys(f.warnings)))

@@ -35,14 +35,6 @@ LINK_HINT = "move the file into it or remove the link"
 # --------------------------------------------------------------------------- finding files
 
 
-def scan(folder: Path, extensions: frozenset[str]) -> list[SourceFile]:
-    """Every article file inside `folder` (see `scan_checked`); the problems are logged."""
-    found, problems = scan_checked(folder, extensions)
-    for problem in problems:
-        log.warning("%s", problem)
-    return found
-
-
 def scan_checked(folder: Path, extensions: frozenset[str]) -> tuple[list[SourceFile], list[Problem]]:
     """Every article file inside `folder`, sorted by relative path, and what was left out and why.
 

@@ -52,9 +52,3 @@ def render(site_templates: Path, name: str, **context: Any) -> str:
         raise TemplateProblem(f"{name}: template error: {e.message}",
                               "fix the template, or delete it to use the built-in one") from e
 
-
-def source_of(site_templates: Path, name: str) -> str:
-    """The text of the template that would be used (the site's own, else the built-in one)."""
-    env = environment(site_templates)
-    assert env.loader is not None
-    return env.loader.get_source(env, name)[0]
