@@ -281,6 +281,20 @@ def test_an_idn_domain_is_kept_in_punycode_and_is_one_subscriber_in_either_spell
     assert removed.returncode == 0 and IDN_ASCII in removed.stdout
 
 
+def test_an_import_finds_a_reader_an_older_version_stored_with_a_unicode_domain(site: Site) -> None:
+    import sqlite3
+
+    assert add(site, IDN_DOMAIN)[0] == 0
+    with sqlite3.connect(site.state) as conn:  # as stored before domains were kept in their xn-- form
+        conn.execute("UPDATE subscribers SET email = ?, address = ?", (IDN_DOMAIN.lower(), IDN_DOMAIN))
+    csv = site.root / "again.csv"
+    csv.write_text(f"email,name\n{IDN_DOMAIN},Again\n{IDN_ASCII},Again\n", encoding="utf-8")
+    result = run_cli("subscribers", "import", str(csv), cwd=site.root)
+    assert result.stdout.splitlines()[0] == "0 added, 2 duplicates, 0 invalid", result.stdout + result.stderr
+    listed = run_cli("subscribers", "list", "--json", cwd=site.root).stdout.strip().splitlines()
+    assert len(listed) == 1, listed  # one reader, not a second row that would get every digest twice
+
+
 @pytest.mark.parametrize("offered", [True, False])
 def test_idn_readers_beside_ascii_ones_through_a_real_server(site: Site, offered: bool) -> None:
     site.write("world.md", f"---\ntitle: World\n---\n{' '.join(MULTILINGUAL.values())}\n")

@@ -343,13 +343,17 @@ class Subscribers:
                     report: ImportReport) -> None:
         if not pending:
             return
+        # an IDN domain may still be stored in Unicode by an older version: look for that form too
+        forms = {identity: _identities(value) if "xn--" in identity else [identity]
+                 for identity, (_line, value, _address, _name) in pending.items()}
+        wanted = builtins.list({form for found in forms.values() for form in found})
         known = dict(self.conn.execute(sa.select(table.c.email, table.c.status).where(
-            table.c.email.in_(builtins.list(pending)))).all())
+            table.c.email.in_(wanted))).all())
         rows = []
         for identity, (_line, _value, address, name) in pending.items():
-            if identity in known:
+            if stored := next((form for form in forms[identity] if form in known), None):
                 report.duplicates += 1
-                report.inactive += known[identity] != "active"
+                report.inactive += known[stored] != "active"
             else:
                 rows.append(self._new(identity, address, name, now))
         if rows:
