@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from publisher import lock
 from publisher.cron import CronSchedule, ScheduleSettings
 from publisher.errors import PublisherError, StateError
+from publisher.plural import count
 
 if TYPE_CHECKING:
     from publisher.config import Settings
@@ -96,16 +97,12 @@ def _carried(settings: Settings, digest_id: str | None) -> int:
         return next((len(slugs) for i, _, slugs in store.digest_history() if i == digest_id), 0)
 
 
-def _many(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 def _summary(stamp: str, report: PublishReport, new: int, delivery: DeliveryReport, seconds: float) -> RunResult:
     digest = f"digest {report.digest}" if report.digest else "no digest"
-    line = (f"run {stamp}: {_many(new, 'new article')}, {_many(len(report.written), 'file')} written, {digest}, "
+    line = (f"run {stamp}: {count(new, 'new article')}, {count(len(report.written), 'file')} written, {digest}, "
             f"{delivery.sent} sent, {delivery.failed} failed, {delivery.bounced} bounced")
     line += f", {delivery.cancelled} cancelled" if delivery.cancelled else ""
-    line += f", {_many(report.skipped, 'article')} skipped with errors" if report.errors else ""
+    line += f", {count(report.skipped, 'article')} skipped with errors" if report.errors else ""
     line += f"; {seconds:.2f} s"
     if delivery.stopped:
         line += "; stopped by a signal after recording the last message: the rest is sent on the next start"

@@ -89,11 +89,6 @@ def clock_source(clock: str | None) -> Callable[[], datetime]:
     return (lambda: fixed) if fixed else (lambda: datetime.now(UTC))
 
 
-def count(n: int, noun: str, plural: str | None = None) -> str:
-    """'1 article', '2 articles', '0 articles' (or the plural given: count(2, 'try', 'tries'))."""
-    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
-
-
 class ProgressBar:
     """A click progress bar on stderr, shown only for long runs in a terminal."""
 

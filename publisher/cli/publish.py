@@ -15,13 +15,13 @@ from publisher.cli.options import (
     clock_option,
     clock_source,
     config_option,
-    count,
     fail,
     locked,
     parse_clock,
     read_settings,
     wait_option,
 )
+from publisher.plural import count
 
 if TYPE_CHECKING:
     from publisher.config import Settings

@@ -31,12 +31,12 @@ from publisher.deliver.message import MessageTemplate
 from publisher.deliver.tokens import list_id, make_token, signing_key, unsubscribe_url
 from publisher.deliver.transport import ConnectionFailure, Outgoing, PermanentFailure, SendFailure, Transport
 from publisher.errors import PublisherError
+from publisher.plural import count
 from publisher.store import Store
 
 log = logging.getLogger(__name__)
 PASSWORD_ENV = "PUBLISHER_SMTP_PASSWORD"
 BACKOFF = 1.0  # seconds before the first retry of a 4xx; doubled each time
-MAX_ATTEMPTS = 10  # tries of one message over all runs before it is `expired`
 REASON_LINES = 10  # distinct reasons a report lists; the rest are summed up in one line
 WAIT_SLICE = 0.5  # seconds: the longest sleep between two looks at stop() while waiting for a retry
 VERB = {"failed": "not sent", "expired": "not sent, given up after {n} tries", "bounced": "refused for good"}
@@ -58,6 +58,7 @@ class DeliveryReport:
     good (the others are tried again by the next run). `reasons`: (status, reason) -> messages, for the
     failed, expired and bounced ones."""
 
+    max_attempts: int  # tries of one message over all runs before it is `expired` (email.max_attempts)
     sent: int = 0
     failed: int = 0
     bounced: int = 0
@@ -66,7 +67,6 @@ class DeliveryReport:
     digests: list[str] = field(default_factory=list)
     stopped: bool = False  # by a signal
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
-    max_attempts: int = MAX_ATTEMPTS  # tries of one message over all runs, before it is `expired`
 
     def problem_lines(self, limit: int = REASON_LINES) -> list[tuple[str, str]]:
         """(severity, line) per distinct reason, most messages first; past `limit`, one line for the rest."""
@@ -74,21 +74,17 @@ class DeliveryReport:
         lines = [_problem_line(status, reason, n, self.max_attempts) for (status, reason), n in reasons[:limit]]
         if len(reasons) > limit:
             rest = sum(n for _, n in reasons[limit:])
-            lines.append(("error", f"{_messages(rest)} more not delivered for {len(reasons) - limit} other "
+            lines.append(("error", f"{count(rest, 'message')} more not delivered for {len(reasons) - limit} other "
                                    "reasons; 'publisher -v send' names each"))
         return lines
 
 
-def _messages(n: int) -> str:
-    return f"{n} message" if n == 1 else f"{n} messages"
-
-
 def _problem_line(status: str, reason: str, n: int, max_attempts: int) -> tuple[str, str]:
     if status == "bounced":
-        return "warning", f"{_messages(n)} refused for good (bounced): {reason}"
+        return "warning", f"{count(n, 'message')} refused for good (bounced): {reason}"
     if status == "expired":
-        return "error", f"{_messages(n)} not sent and given up after {max_attempts} tries: {reason}"
-    return "error", f"{_messages(n)} not sent: {reason}; 'publisher send' tries again"
+        return "error", f"{count(n, 'message')} not sent and given up after {max_attempts} tries: {reason}"
+    return "error", f"{count(n, 'message')} not sent: {reason}; 'publisher send' tries again"
 
 
 @dataclass(order=True)
