@@ -9,7 +9,6 @@ import re
 from publisher.config import SiteSettings
 from publisher.enrich.sanitize import absolute, sanitize
 from publisher.errors import ArticleError
-from publisher.load.source import to_uri
 from publisher.models import Document, Entry
 
 SUMMARY_CHARS = 280
@@ -44,14 +43,9 @@ def reading_minutes(html: str) -> int:
 
 
 def _image(site: SiteSettings, image: str | None) -> str | None:
-    """An absolute http(s) image URI, or None (load has checked it and warned; this joins it to the site)."""
-    if not image:
-        return None
-    try:
-        url = to_uri(absolute(site.url, site.url, image))
-    except ValueError:
-        return None
-    return url if url.startswith(("http://", "https://")) else None
+    """The image as an absolute URI. Load has made it an http(s) URI or a path (and warned about anything
+    else), and site.url is an ASCII http(s) URL, so joining them is all that is left to do."""
+    return absolute(site.url, site.url, image) if image else None
 
 
 def has_content(html: str) -> bool:

@@ -19,7 +19,7 @@ from mjml import mjml2html
 from publisher.config import Settings
 from publisher.errors import OutputError
 from publisher.models import Article, Digest, Problem, RenderedDigest
-from publisher.render import isolate, uri
+from publisher.render import isolate
 from publisher.render.plaintext import html_to_text, wrap
 from publisher.render.templates import TemplateProblem, render
 
@@ -46,7 +46,7 @@ def _item(article: Article, settings: Settings, related: int, full_text: bool) -
     text = html_to_text(article.html) if full_text else entry.summary
     return {
         "title": entry.title, "url": article.url, "summary": entry.summary, "html": article.html,
-        "text": text, "image": uri(entry.image) if entry.image else None,
+        "text": text, "image": entry.image,
         "reading": f"{entry.reading_minutes} min read",
         "date": article.identity.published.astimezone(settings.site.tz).strftime("%-d %B %Y"),
         "related": article.related[:related],

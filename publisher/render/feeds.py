@@ -85,7 +85,7 @@ def _entry(fe: FeedEntry, article: Article, default_author: str, atom_uri: str |
     fe.author({"name": author})
     fe.dc.dc_creator(author)
     if entry.image:
-        fe.media.content(url=uri(entry.image), medium="image", group=None)
+        fe.media.content(url=entry.image, medium="image", group=None)
     for tag in entry.tags:
         fe.category(term=tag)
 

@@ -24,7 +24,7 @@ def _item(article: Article, default_author: str) -> dict[str, Any]:
     if entry.tags:
         item["tags"] = list(entry.tags)
     if entry.image:
-        item["image"] = uri(entry.image)
+        item["image"] = entry.image
     return item
 
 
