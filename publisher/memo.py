@@ -96,7 +96,7 @@ def input_key(settings: Settings, files: Sequence[SourceFile]) -> str:
     for f in files:
         digest.update(f"{f.rel}\0{f.mtime_ns}\0{f.size}\n".encode())
     for folder in (settings.paths.templates, builtin_templates()):
-        for path in sorted(folder.glob("*.j2")) if folder.is_dir() else []:
+        for path in sorted(folder.rglob("*.j2")) if folder.is_dir() else []:  # includes may sit in subfolders
             st = path.stat()
             digest.update(f"{path}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
     return digest.hexdigest()

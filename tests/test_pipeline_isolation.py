@@ -12,6 +12,7 @@ import subprocess
 import threading
 
 import feedparser
+import pytest
 
 from publisher import pipeline
 from publisher.config import load_settings
@@ -180,18 +181,19 @@ def test_renaming_an_article_outside_the_feed_window_renames_it_in_related_readi
     assert "Opening match" in listed and "Football story 0" not in listed, listed
 
 
-def test_index_page_follows_a_template_it_includes(site: Site) -> None:
+@pytest.mark.parametrize("part", ["part.html.j2", "partials/part.html.j2"])
+def test_index_page_follows_a_template_it_includes(site: Site, part: str) -> None:
     good(site)
     templates = site.root / "templates"
-    templates.mkdir()
+    (templates / part).parent.mkdir(parents=True)
     (templates / "index.html.j2").write_text(
-        '<!doctype html><title>{{ site.title }}</title>{% include "part.html.j2" %}\n'
+        '<!doctype html><title>{{ site.title }}</title>{% include "' + part + '" %}\n'
         "{% for a in articles %}<p>{{ a.title }}</p>{% endfor %}\n", encoding="utf-8")
-    (templates / "part.html.j2").write_text("<p>PART-ONE</p>", encoding="utf-8")
+    (templates / part).write_text("<p>PART-ONE</p>", encoding="utf-8")
     assert site.publish().returncode == 0
     settle(site, 10)
     assert "PART-ONE" in (site.feeds / "index.html").read_text(encoding="utf-8")
-    (templates / "part.html.j2").write_text("<p>PART-TWO</p>", encoding="utf-8")
+    (templates / part).write_text("<p>PART-TWO</p>", encoding="utf-8")
     assert site.publish(clock="2026-11-25T13:00:00Z").returncode == 0
     page = (site.feeds / "index.html").read_text(encoding="utf-8")
     assert "PART-TWO" in page and "PART-ONE" not in page
