@@ -141,8 +141,10 @@ def _create(path: Path) -> None:
         engine.dispose()
         try:
             os.link(temp, path)
-        except FileExistsError:
+        except FileExistsError:  # made meanwhile: by another run (ours), or by the scheduler's job store
             log.info("%s: made by another process meanwhile; using it", path)
+            if _inspect(path):
+                _adopt(path)
         except OSError:  # no hard links here: a rename, which could replace a file made meanwhile
             if not path.exists():
                 os.replace(temp, path)

@@ -125,6 +125,22 @@ def test_a_state_file_made_by_the_scheduler_job_store_alone_is_given_the_schema(
     assert {"apscheduler_jobs", "meta", "articles"} <= tables
 
 
+def test_a_job_store_file_made_while_the_state_was_being_built_is_given_the_schema(tmp_path: Path) -> None:
+    """The race the scheduler can win: the job store makes the file between the check and the link."""
+    from publisher import statefile
+
+    state = tmp_path / "publisher.db"
+    with sqlite3.connect(state) as conn:
+        conn.execute("CREATE TABLE apscheduler_jobs (id VARCHAR(191) PRIMARY KEY, next_run_time FLOAT, "
+                     "job_state BLOB NOT NULL)")
+    conn.close()
+    statefile._create(state)  # finds the file there when it links
+    with sqlite3.connect(state) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    conn.close()
+    assert version is not None, "a state without its schema version is refused by every later run"
+
+
 def test_many_processes_creating_the_state_at_once_make_one_schema(site: Site) -> None:
     adds = [subprocess.Popen([sys.executable, "-m", "publisher", "subscribers", "add", f"r{n}@example.org"],
                              cwd=site.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
