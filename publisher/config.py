@@ -8,6 +8,7 @@ themselves (header-bound values, site.url, ...) are in publisher.config_checks.
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from publisher.cron import (
     check_timezone_or_empty,
 )
 from publisher.errors import ConfigError
+from publisher.state.location import StateLocation, locate
 
 CONFIG_NAME = "publisher.toml"
 
@@ -54,7 +56,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "paths": {
         "articles": Field(str, "articles", "folder of .txt and .md articles"),
         "output": Field(str, "feeds", "folder the feeds are written to"),
-        "state": Field(str, "publisher.db", "SQLite state database"),
+        "state": Field(str, "publisher.db", "state database: an SQLite file, or a SQLAlchemy URL such as "
+                                            "postgresql+psycopg://user@host/db (PUBLISHER_DATABASE_URL wins)"),
         "templates": Field(str, "templates", "folder whose templates override the built-in ones"),
     },
     "feeds": {
@@ -149,7 +152,7 @@ class SiteSettings:
 class PathSettings:
     articles: Path
     output: Path
-    state: Path
+    state: StateLocation
     templates: Path
 
 
@@ -288,12 +291,14 @@ def _flatten(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     return flat
 
 
-def _validate(raw: Mapping[str, Any], where: str, base: Path, source: Path | None) -> Settings:
+def _validate(raw: Mapping[str, Any], where: str, base: Path, source: Path | None,
+              environ: Mapping[str, str]) -> Settings:
     raw = _flatten(raw, where)
     values = {name: _section(where, name, raw.get(name, {})) for name in SCHEMA}
     site = values["site"]
     site["url"] = site["url"] if site["url"].endswith("/") else site["url"] + "/"
-    paths = {k: (base / v).resolve() for k, v in values["paths"].items()}
+    paths: dict[str, Any] = {k: (base / v).resolve() for k, v in values["paths"].items() if k != "state"}
+    paths["state"] = locate(values["paths"]["state"], base, environ, f"{where}: 'paths.state'")
     feeds = values["feeds"]
     return Settings(
         site=SiteSettings(**site),
@@ -320,15 +325,17 @@ def _email(values: dict[str, dict[str, Any]], base: Path, title: str, url: str) 
                          smtp=SmtpSettings(**values["email.smtp"]), dkim=DkimSettings(**dkim))
 
 
-def load_settings(config: Path | None, cwd: Path) -> Settings:
-    """Read `config` (or ./publisher.toml when it exists, else the built-in defaults)."""
+def load_settings(config: Path | None, cwd: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read `config` (or ./publisher.toml when it exists, else the built-in defaults); `environ` (default:
+    the process environment) may name the state with PUBLISHER_DATABASE_URL."""
+    environ = os.environ if environ is None else environ
     if config is None:
         candidate = cwd / CONFIG_NAME
         if not candidate.is_file():
-            return _validate({}, "built-in defaults", cwd.resolve(), None)
+            return _validate({}, "built-in defaults", cwd.resolve(), None, environ)
         config = candidate
     config = config.resolve()
-    return _validate(_read_toml(config), str(config), config.parent, config)
+    return _validate(_read_toml(config), str(config), config.parent, config, environ)
 
 
 def defaults() -> dict[str, dict[str, Field]]:

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from publisher.errors import PublisherError, StateError
+from publisher.state import dblock
+from publisher.state.location import StateLocation, file_location
 
 log = logging.getLogger(__name__)
 LOCK_HINT = ("free some space or fix the permissions there, or set paths.state to a folder where the "
@@ -39,7 +41,7 @@ class Busy(PublisherError):
 
     exit_code = 75
 
-    def __init__(self, message: str, hint: str, *, pid: int | None, path: Path) -> None:
+    def __init__(self, message: str, hint: str, *, pid: int | None, path: Path | None) -> None:
         super().__init__(message, hint)
         self.pid = pid
         self.path = path
@@ -166,16 +168,24 @@ def hold(state: Path, suffix: str, wait: float, what: str, *, hint: str,
         os.close(fd)
 
 
-def acquire(state: Path, wait: float, what: str, *, hint: str | None = None,
-            stop: Callable[[], bool] | None = None) -> AbstractContextManager[Path]:
-    """The run lock shared by publish, send and the scheduled job (see `hold`)."""
-    return hold(state, RUN, wait, what, stop=stop,
-                hint=hint or "wait for it to finish, or give --wait SECONDS to wait for it")
+def acquire(state: StateLocation | Path, wait: float, what: str, *, hint: str | None = None,
+            stop: Callable[[], bool] | None = None) -> AbstractContextManager[object]:
+    """The run lock shared by publish, send and the scheduled job (see `hold`): a file lock beside an
+    SQLite state, an advisory lock in a database server (a file lock cannot see another machine)."""
+    hint = hint or "wait for it to finish, or give --wait SECONDS to wait for it"
+    state = file_location(state) if isinstance(state, Path) else state
+    if state.path is None:
+        return dblock.hold(state, dblock.RUN, wait, what, stop=stop,
+                           busy=lambda message: Busy(message, hint, pid=None, path=None))
+    return hold(state.path, RUN, wait, what, stop=stop, hint=hint)
 
 
-def acquire_scheduler(state: Path) -> AbstractContextManager[Path]:
+def acquire_scheduler(state: StateLocation | Path) -> AbstractContextManager[object]:
     """The scheduler's lifetime lock: a second `publisher schedule` on the same state is refused at once."""
-    return hold(state, SCHEDULER, 0, "publisher schedule",
-                hint="only one 'publisher schedule' may run per state database; stop the other one "
-                     "(kill its pid) or give this one its own paths.state")
-
+    hint = ("only one 'publisher schedule' may run per state database; stop the other one "
+            "(kill its pid) or give this one its own paths.state")
+    state = file_location(state) if isinstance(state, Path) else state
+    if state.path is None:
+        return dblock.hold(state, dblock.SCHEDULER, 0, "publisher schedule",
+                           busy=lambda message: Busy(message, hint, pid=None, path=None))
+    return hold(state.path, SCHEDULER, 0, "publisher schedule", hint=hint)

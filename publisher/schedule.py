@@ -246,9 +246,10 @@ class Service:
         from apscheduler.jobstores.memory import MemoryJobStore  # type: ignore[import-untyped]
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore  # type: ignore[import-untyped]
 
-        default = SQLAlchemyJobStore(url=f"sqlite:///{self.settings.paths.state}", tablename="apscheduler_jobs",
-                                     engine_options={"connect_args": {"timeout": BUSY_TIMEOUT}}) \
-            if persistent else MemoryJobStore()
+        state = self.settings.paths.state
+        engine_options = {"connect_args": {"timeout": BUSY_TIMEOUT}} if state.is_sqlite else {"pool_pre_ping": True}
+        default = SQLAlchemyJobStore(url=state.url.render_as_string(hide_password=False), tablename="apscheduler_jobs",
+                                     engine_options=engine_options) if persistent else MemoryJobStore()
         scheduler = _apscheduler()(
             timezone=self.plan.tz, jobstores={"default": default, "memory": MemoryJobStore()},
             jobstore_retry_interval=STORE_RETRY,

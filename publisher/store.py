@@ -7,8 +7,8 @@ derived again from the slug, URL or date later.
 Parse cache: the enriched entry and HTML of each source file, keyed by path, mtime, size and a
 fingerprint of the settings that shape the output, so unchanged files are not parsed again.
 
-The Store reads and writes the rows; the tables are in `publisher.schema`, and checking, creating
-and opening the file is in `publisher.statefile`.
+The Store reads and writes the rows; the tables are in `publisher.state.schema`, and checking, creating
+and opening the file is in `publisher.state.statefile`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from publisher.models import Entry, Identity, SourceFile
-from publisher.schema import (
+from publisher.state.location import StateLocation, file_location
+from publisher.state.schema import (
     articles,
     digest_articles,
     digests,
@@ -37,7 +38,8 @@ from publisher.schema import (
     related_lists,
     sources,
 )
-from publisher.statefile import prepare_tables, state_connection
+from publisher.state.server import server_connection
+from publisher.state.statefile import prepare_tables, state_connection
 
 __all__ = ["ROW_ERRORS", "Store", "entry_from_json", "entry_json", "new_id", "open_store"]
 
@@ -95,7 +97,7 @@ class Store:
         """A savepoint inside the run's transaction (pysqlite begins one only before a write statement:
         a savepoint outside it would commit on release)."""
         raw: Any = self.conn.connection.dbapi_connection
-        if raw is not None and not raw.in_transaction:
+        if self.conn.dialect.name == "sqlite" and raw is not None and not raw.in_transaction:
             self.conn.exec_driver_sql("BEGIN")
         with self.conn.begin_nested():
             yield
@@ -310,16 +312,30 @@ def _reason(error: BaseException) -> str:
 
 
 @contextmanager
-def open_store(path: Path, *, write: bool = True) -> Iterator[Store]:
-    """Open the state database, creating it only where no file exists; changes are kept only when
-    `write` is true and the block ends without an exception. A read-only run opens the file read-only
-    (on a missing file it uses memory). A file that is empty, not SQLite or without the publisher
-    schema is a StateError naming it: starting over would give every article a new id."""
-    with state_connection(path, write=write) as (conn, where):
+def open_store(location: StateLocation | Path, *, write: bool = True) -> Iterator[Store]:
+    """Open the state database, creating it only where none exists; changes are kept only when `write`
+    is true and the block ends without an exception. A read-only run opens an SQLite file read-only (on
+    a missing file it uses memory), and a server database in a read-only transaction. A state that is
+    empty, not SQLite or without the publisher schema is a StateError naming it: starting over would
+    give every article a new id."""
+    if isinstance(location, Path):
+        location = file_location(location)
+    if location.path is None:
+        with server_connection(location, write=write) as conn:
+            store = Store(conn, write=write)
+            if not write:
+                conn.execute(sa.text("SET TRANSACTION READ ONLY"))
+            yield from _finish(store)
+        return
+    with state_connection(location.path, write=write) as (conn, where):
         store = Store(conn, write=write)
         prepare_tables(conn, where, write=write)
-        yield store
-        if write:
-            store.trans.commit()
-        else:
-            store.trans.rollback()
+        yield from _finish(store)
+
+
+def _finish(store: Store) -> Iterator[Store]:
+    yield store
+    if store.write:
+        store.trans.commit()
+    else:
+        store.trans.rollback()

@@ -6,10 +6,12 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.pgserver import PgServer
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_ARTICLES = REPO / "articles"
@@ -97,3 +99,33 @@ def make_site(tmp_path: Path) -> Callable[[str], Site]:
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true",
                      help="Rewrite tests/golden/ from the current output (only on purpose).")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One throwaway PostgreSQL cluster for the whole run (see tests/pgserver.py)."""
+    server = PgServer()
+    server.init()
+    yield server
+    from publisher.state.engine import dispose_engines
+
+    dispose_engines()
+    server.close()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """A SQLAlchemy URL of a new, empty PostgreSQL database of this test's own."""
+    yield pg_server.new_database()
+    from publisher.state.engine import dispose_engines
+
+    dispose_engines()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """paths.state for a test that runs on both engines: an SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state.sqlite")
+    url: str = request.getfixturevalue("pg_url")
+    return url

@@ -126,7 +126,7 @@ def _run(settings: Settings, stop: Callable[[], bool] = lambda: False) -> Delive
 
 def _rows(settings: Settings) -> dict[tuple[str, str], tuple[str, int, str | None]]:
     """(digest, subscriber) -> (status, attempts, error), read through a connection of its own."""
-    with sqlite3.connect(settings.paths.state) as conn:
+    with sqlite3.connect(settings.paths.state.path or "") as conn:
         return {(d, s): (st, n, e) for d, s, st, n, e in conn.execute(
             "SELECT digest_id, subscriber_id, status, attempts, error FROM deliveries")}
 
@@ -143,7 +143,7 @@ def test_a_digest_that_cannot_be_built_leaves_its_rows_and_the_later_digests_sti
     settings = _settings(site)
     days = {f"2026-11-2{n}": NOW - timedelta(days=5 - n) for n in (1, 2, 3)}
     ids = _seed(settings, days, 2)
-    with sqlite3.connect(settings.paths.state) as conn:
+    with sqlite3.connect(settings.paths.state.path or "") as conn:
         conn.execute("UPDATE digests SET html = ? WHERE id = ?", (b"<p>damaged</p>", "2026-11-22"))
     report = _run(settings)
     assert report.digests == ["2026-11-21", "2026-11-22", "2026-11-23"]

@@ -127,7 +127,7 @@ def test_a_state_file_made_by_the_scheduler_job_store_alone_is_given_the_schema(
 
 def test_a_job_store_file_made_while_the_state_was_being_built_is_given_the_schema(tmp_path: Path) -> None:
     """The race the scheduler can win: the job store makes the file between the check and the link."""
-    from publisher import statefile
+    from publisher.state import statefile
 
     state = tmp_path / "publisher.db"
     with sqlite3.connect(state) as conn:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from publisher.schema import deliveries, digests, subscribers
+from publisher.state.schema import deliveries, digests, subscribers
 from publisher.store import Store
 
 BATCH = 500

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from publisher.deliver import csvio
 from publisher.errors import PublisherError
-from publisher.schema import subscribers as table
+from publisher.state.schema import subscribers as table
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced")
 BATCH = 500  # rows per query when streaming, and per insert when importing

@@ -1,6 +1,6 @@
 """The tables of the state database (SQLAlchemy Core) and the schema version stored in its `meta` table.
 
-Only the layout lives here: `publisher.store` reads and writes the rows, `publisher.statefile` checks,
+Only the layout lives here: `publisher.store` reads and writes the rows, `publisher.state.statefile` checks,
 creates and opens the file.
 """
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
 
 from publisher.errors import StateError
-from publisher.schema import SCHEMA_VERSION, meta, metadata
+from publisher.state.schema import SCHEMA_VERSION, meta, metadata
 
 log = logging.getLogger(__name__)
 SQLITE_HEADER = b"SQLite format 3\x00"
