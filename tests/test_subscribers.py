@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from publisher.deliver.subscribers import DuplicateSubscriber, Subscriber, SubscriberError, Subscribers
-from publisher.schema import subscribers as subscribers_table
+from publisher.state.schema import subscribers as subscribers_table
 from publisher.store import open_store
 from tests.conftest import Site, run_cli
 
