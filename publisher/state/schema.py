@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: delivery leases, workers, shared rate buckets, scheduler leadership and runs
 metadata = sa.MetaData()
 meta = sa.Table("meta", metadata, sa.Column("key", sa.String, primary_key=True), sa.Column("value", sa.String))
 articles = sa.Table(
@@ -84,4 +84,43 @@ deliveries = sa.Table(
     sa.Column("message_id", sa.String),
     sa.Column("changed", sa.String, nullable=False),
     sa.Column("error", sa.String),
+    sa.Column("worker", sa.String),  # the worker whose lease holds the row (None: nobody)
+    sa.Column("lease_until", sa.Float),  # epoch seconds, database clock: the lease ends; then others may claim it
+    sa.Column("next_attempt_at", sa.Float),  # epoch seconds, database clock: a refused row waits until then
+)
+sa.Index("deliveries_pending", deliveries.c.status, deliveries.c.next_attempt_at)
+
+workers = sa.Table(  # one row per `publisher send` process, for `send --status`
+    "workers", metadata,
+    sa.Column("id", sa.String, primary_key=True),  # host:pid:random
+    sa.Column("host", sa.String, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started", sa.Float, nullable=False),  # epoch seconds, database clock
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Column("claimed", sa.Integer, nullable=False, default=0),
+    sa.Column("sent", sa.Integer, nullable=False, default=0),
+    sa.Column("failed", sa.Integer, nullable=False, default=0),
+    sa.Column("state", sa.String, nullable=False),  # running, finished, stopped
+)
+rate_buckets = sa.Table(  # shared token buckets: "*" for email.rate, "domain:<name>" per recipient domain
+    "rate_buckets", metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("stamp", sa.Float, nullable=False),  # epoch seconds, database clock, of the last refill
+)
+leases = sa.Table(  # leadership: one row per role ("scheduler"), with a fencing epoch that grows per new leader
+    "leases", metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("holder", sa.String, nullable=False),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),  # epoch seconds, database clock
+)
+runs = sa.Table(  # scheduled runs: a run is started once, and finished by the next leader if its own died
+    "runs", metadata,
+    sa.Column("id", sa.String, primary_key=True),  # the scheduled fire time, ISO UTC
+    sa.Column("epoch", sa.BigInteger, nullable=False),  # the leader's epoch that claimed it
+    sa.Column("holder", sa.String, nullable=False),
+    sa.Column("status", sa.String, nullable=False),  # running, published, done
+    sa.Column("started", sa.Float, nullable=False),
+    sa.Column("finished", sa.Float),
 )

@@ -1,0 +1,45 @@
+"""Where SQLite and PostgreSQL differ, in one place: the database clock, upserts, and row locks.
+
+Leases, rate buckets and leadership use the database's clock (`now`), never a machine's own, so machines
+whose clocks disagree still agree on when a lease ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+def now(conn: sa.Connection) -> sa.ColumnElement[float]:
+    """The database clock in epoch seconds, as an SQL expression (evaluated by the server, per statement)."""
+    if conn.dialect.name == "postgresql":
+        return sa.cast(sa.func.extract("epoch", sa.func.clock_timestamp()), sa.Float)
+    return sa.cast((sa.func.julianday("now") - 2440587.5) * 86400.0, sa.Float)
+
+
+def read_now(conn: sa.Connection) -> float:
+    """The database clock now, in epoch seconds (one round trip)."""
+    return float(conn.execute(sa.select(now(conn))).scalar_one())
+
+
+def upsert(conn: sa.Connection, table: sa.Table, values: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+           keys: Sequence[str]) -> None:
+    """INSERT, or UPDATE the row whose `keys` match (INSERT ... ON CONFLICT DO UPDATE on both engines)."""
+    rows = [values] if isinstance(values, Mapping) else list(values)
+    if not rows:
+        return
+    insert = (postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table))
+    changed = {name: insert.excluded[name] for name in rows[0] if name not in keys}
+    statement = insert.on_conflict_do_update(index_elements=list(keys), set_=changed) if changed \
+        else insert.on_conflict_do_nothing(index_elements=list(keys))
+    conn.execute(statement, rows)
+
+
+def skip_locked(query: sa.Select[Any], conn: sa.Connection) -> sa.Select[Any]:
+    """SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite has one writer at a time and no row locks."""
+    if conn.dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
