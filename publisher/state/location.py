@@ -56,7 +56,7 @@ def locate(value: str, base: Path, environ: Mapping[str, str], where: str) -> St
         return file_location(base / value)
     try:
         url = sa.make_url(value)
-    except ArgumentError as e:
+    except (ArgumentError, ValueError) as e:
         raise ConfigError(f"{where}: the state URL is not a SQLAlchemy URL", f"give {EXAMPLE}") from e
     driver = DRIVERS.get(url.drivername)
     if driver is None:
