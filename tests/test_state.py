@@ -15,6 +15,8 @@ import pytest
 
 from publisher import lock
 from publisher.errors import StateError
+from publisher.state.migrate import HEAD
+from publisher.state.schema import SCHEMA_VERSION
 from tests.conftest import CLOCK, Site, run_cli
 
 RESTORE = "restore it from a backup, or move it away to start a new state"
@@ -102,7 +104,8 @@ def test_a_new_state_is_made_only_where_no_file_is(site: Site) -> None:
     assert not site.state.exists(), "check wrote a state"
     assert site.publish().returncode == 0
     with sqlite3.connect(site.state) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD,)
         assert conn.execute("SELECT count(*) FROM articles").fetchone() == (1,)
     conn.close()
     leftovers = [p.name for p in site.root.iterdir() if p.name.startswith(".publisher.db")]

@@ -1,5 +1,7 @@
-"""The state database file: checked before use, created only where no file exists, opened as one
-connection (WAL when writing, read-only otherwise), and given the tables a newer publisher added.
+"""The state database file: checked before use, created only where no file exists, upgraded in place
+when older (by the migrations, see `publisher.state.migrate`), and opened as one connection (WAL when
+writing, read-only otherwise). A read-only run never writes an older file: it reads it through temporary
+tables and views that add what the file lacks.
 
 An existing file that is empty, not SQLite or without the publisher schema is a StateError naming it,
 never replaced: starting over would give every article a new id. `publisher.store.open_store` opens a
@@ -21,44 +23,35 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
 
 from publisher.errors import StateError
+from publisher.state.migrate import Version, check, read_version, upgrade
 from publisher.state.schema import SCHEMA_VERSION, meta, metadata
 
 log = logging.getLogger(__name__)
 SQLITE_HEADER = b"SQLite format 3\x00"
 RESTORE = ("restore it from a backup, or move it away to start a new state (readers will then see every "
            "article as new)")
-SCHEDULER_TABLES = {"apscheduler_jobs"}  # made by `publisher schedule`'s job store; holds no publisher state
-
-
-def _tables(conn: sa.Connection) -> set[str]:
-    return set(conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'table'")).scalars())
-
-
-def _blank(conn: sa.Connection) -> bool:
-    """No table but the scheduler's job store: `publisher schedule` made the file before any run."""
-    tables = _tables(conn)
-    return bool(tables) and tables <= SCHEDULER_TABLES
-
-
-def _schema_version(conn: sa.Connection, path: Path) -> int:
-    """The schema version of a state file; StateError when it has no publisher schema."""
-    row = None
-    if "meta" in _tables(conn):
-        row = conn.execute(sa.text("SELECT value FROM meta WHERE key = 'schema_version'")).first()
-    if row is None or not str(row[0]).isdigit():
-        raise StateError(f"{path}: not a publisher state database (no schema_version in a meta table)", RESTORE)
-    return int(row[0])
 
 
 def _temp_tables(conn: sa.Connection) -> None:
-    """In a read-only run, the tables an older state lacks, as empty temporary tables (never on the file)."""
+    """In a read-only run on an older state, what it lacks, never on the file: a missing table as an empty
+    temporary table, a table missing columns as a temporary view of it adding them as NULL (SQLite looks in
+    `temp` before `main`, so every query of the run reads them as if the file were upgraded)."""
     temp = sa.MetaData()
-    present = _tables(conn)
+    present = set(sa.inspect(conn).get_table_names())
+    views: list[str] = []
     for table in metadata.sorted_tables:
         if table.name not in present:
             columns = [sa.Column(c.name, c.type, primary_key=c.primary_key) for c in table.columns]
             sa.Table(table.name, temp, *columns, prefixes=["TEMPORARY"])
+            continue
+        have = {column["name"] for column in sa.inspect(conn).get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in have]
+        if missing:
+            extra = ", ".join(f'NULL AS "{name}"' for name in missing)
+            views.append(f'CREATE TEMPORARY VIEW "{table.name}" AS SELECT *, {extra} FROM main."{table.name}"')
     temp.create_all(conn)
+    for view in views:
+        conn.exec_driver_sql(view)
 
 
 def _check_file(path: Path) -> None:
@@ -96,34 +89,49 @@ def _engine(path: Path | None, *, write: bool) -> sa.Engine:
     return sa.create_engine("sqlite://", creator=lambda: _connect(path, write=write), poolclass=sa.pool.NullPool)
 
 
-def _inspect(path: Path) -> bool:
-    """Check an existing state file without changing it; True when it is blank (see `_blank`)."""
+def _inspect(path: Path) -> Version:
+    """Check an existing state file without changing it: where it stands (StateError when it is not ours,
+    or newer than this publisher)."""
     _check_file(path)
     engine = _engine(path, write=False)
     try:
         with engine.connect() as conn:
-            if _blank(conn):
-                return True
-            version = _schema_version(conn, path)
+            version = read_version(conn)
     except DatabaseError as e:
         raise StateError(f"{path}: state database unusable: {e.orig}", RESTORE) from e
     finally:
         engine.dispose()
-    if version > SCHEMA_VERSION:
-        raise StateError(f"{path}: state database has schema version {version}, newer than this publisher "
-                         f"({SCHEMA_VERSION})", "upgrade publisher")
-    return False
+    check(version, str(path), RESTORE)
+    return version
 
 
-def _adopt(path: Path) -> None:
-    """Give a blank file the schema, in one write transaction (a concurrent run does it at most once)."""
+def _migrate(path: Path) -> None:
+    """Give a blank or older file the schema at HEAD, in one write transaction (BEGIN IMMEDIATE: of runs
+    doing this at once, the first upgrades and the others find it done). Any failure leaves it untouched."""
     engine = _engine(path, write=True)
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-            if _blank(conn):
-                metadata.create_all(conn)
-                conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            version = read_version(conn)
+            check(version, str(path), RESTORE)
+            if not version.current:
+                log.info("%s: upgrading the state database", path)
+                upgrade(conn, version)
+            conn.commit()
+    except DatabaseError as e:
+        raise StateError(f"{path}: cannot upgrade the state database: {e.orig}",
+                         "check that the file and its folder are writable") from e
+    finally:
+        engine.dispose()
+
+
+def _build(temp: Path) -> None:
+    """The schema at HEAD in a new file `temp`, by the migrations, in one transaction."""
+    engine = _engine(temp, write=True)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            upgrade(conn, read_version(conn))
             conn.commit()
     finally:
         engine.dispose()
@@ -133,18 +141,14 @@ def _create(path: Path) -> None:
     """Make a new state database at `path`, complete or not at all: the schema is built in a file beside
     it, which is then linked into place only if nothing is there yet (another process may have won)."""
     temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.new")
-    engine = _engine(temp, write=True)
     try:
-        with engine.begin() as conn:
-            metadata.create_all(conn)
-            conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-        engine.dispose()
+        _build(temp)
         try:
             os.link(temp, path)
         except FileExistsError:  # made meanwhile: by another run (ours), or by the scheduler's job store
             log.info("%s: made by another process meanwhile; using it", path)
-            if _inspect(path):
-                _adopt(path)
+            if not _inspect(path).current:
+                _migrate(path)
         except OSError:  # no hard links here: a rename, which could replace a file made meanwhile
             if not path.exists():
                 os.replace(temp, path)
@@ -152,22 +156,22 @@ def _create(path: Path) -> None:
         raise StateError(f"{path}: cannot create the state database: {getattr(e, 'orig', None) or e}",
                          "check that the folder of paths.state exists and is writable") from e
     finally:
-        engine.dispose()
         for leftover in (temp, temp.with_name(temp.name + "-wal"), temp.with_name(temp.name + "-shm")):
             leftover.unlink(missing_ok=True)
 
 
 @contextmanager
 def state_connection(path: Path, *, write: bool) -> Iterator[tuple[sa.Connection, Path | None]]:
-    """A connection to the state database at `path`, created only where no file exists, and the file
-    it is on (None: memory, for a read-only run on a missing file). A database error raised while it is
-    open, by the caller too, becomes a StateError naming the file."""
+    """A connection to the state database at `path`, created only where no file exists and upgraded to
+    HEAD when older (a write run only), and the file it is on (None: memory, for a read-only run on a
+    missing file). A database error raised while it is open, by the caller too, becomes a StateError
+    naming the file."""
     exists = path.exists()
-    blank = exists and _inspect(path)
-    if write and blank:
-        _adopt(path)
-    elif write and not exists:
+    version = _inspect(path) if exists else None
+    if write and version is None:
         _create(path)
+    elif write and version is not None and not version.current:
+        _migrate(path)
     where = path if exists or write else None
     engine = _engine(where, write=write)
     try:
@@ -181,12 +185,10 @@ def state_connection(path: Path, *, write: bool) -> Iterator[tuple[sa.Connection
 
 
 def prepare_tables(conn: sa.Connection, where: Path | None, *, write: bool) -> None:
-    """Tables a newer publisher added to a (checked) state file: created, or in a read-only run made
-    as empty temporary tables; a state in memory (`where` None) gets the whole schema."""
+    """What a read-only run on an older state file lacks, made temporary (see `_temp_tables`); a state in
+    memory (`where` None) gets the whole schema. A write run's file is at HEAD already."""
     if where is None:
         metadata.create_all(conn)
         conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-    elif write:
-        metadata.create_all(conn)
-    else:
+    elif not write:
         _temp_tables(conn)
