@@ -1,4 +1,6 @@
-"""The state database (SQLAlchemy Core; SQLite by default): article identities and a parse cache.
+"""The state database (SQLAlchemy Core; an SQLite file by default, or PostgreSQL): article identities and a
+parse cache. Every query here runs on both engines; where they differ (upserts) `publisher.state.dialect`
+says how. Timestamps are stored as ISO 8601 strings in UTC on both (not timezone-aware columns).
 
 Identity: on first sight every article gets a permanent id, and its first-seen time becomes its
 published date when the source gives none. An edit (new content hash) sets `updated`. Nothing is
@@ -7,8 +9,8 @@ derived again from the slug, URL or date later.
 Parse cache: the enriched entry and HTML of each source file, keyed by path, mtime, size and a
 fingerprint of the settings that shape the output, so unchanged files are not parsed again.
 
-The Store reads and writes the rows; the tables are in `publisher.state.schema`, and checking, creating
-and opening the file is in `publisher.state.statefile`.
+The Store reads and writes the rows; the tables are in `publisher.state.schema`, checking, creating,
+upgrading and opening a file in `publisher.state.statefile`, a server database in `publisher.state.server`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from publisher.models import Entry, Identity, SourceFile
+from publisher.state.dialect import upsert
 from publisher.state.location import StateLocation, file_location
 from publisher.state.schema import (
     articles,
@@ -102,14 +105,23 @@ class Store:
         with self.conn.begin_nested():
             yield
 
-    def _insert(self, table: sa.Table, rows: list[dict[str, Any]], key: str) -> dict[str, str]:
-        """Insert `rows` in one batch; when the batch fails, row by row, each in a savepoint, so one bad
-        row is left out and the others go in. Returns row[key] -> reason of each refused row."""
+    def _put(self, table: sa.Table, rows: list[dict[str, Any]], *, replace: bool) -> None:
+        """One statement: INSERT `rows`, or when `replace`, upsert them on the table's primary key."""
+        if replace:
+            upsert(self.conn, table, rows, [column.name for column in table.primary_key])
+        else:
+            self.conn.execute(table.insert(), rows)
+
+    def _insert(self, table: sa.Table, rows: list[dict[str, Any]], key: str, *,
+                replace: bool = False) -> dict[str, str]:
+        """Insert (or with `replace`, upsert) `rows` in one batch; when the batch fails, row by row, each in
+        a savepoint, so one bad row is left out and the others go in (a savepoint also keeps a PostgreSQL
+        transaction usable after a refused row). Returns row[key] -> reason of each refused row."""
         if not rows:
             return {}
         try:
             with self._savepoint():
-                self.conn.execute(table.insert(), rows)
+                self._put(table, rows, replace=replace)
             return {}
         except OperationalError:
             raise
@@ -119,7 +131,7 @@ class Store:
         for row in rows:
             try:
                 with self._savepoint():
-                    self.conn.execute(table.insert(), [row])
+                    self._put(table, [row], replace=replace)
             except OperationalError:
                 raise
             except ROW_ERRORS as e:
@@ -140,13 +152,7 @@ class Store:
             return {}
         values = [{"path": f.rel, "mtime_ns": f.mtime_ns, "size": f.size, "fingerprint": fingerprint,
                    "entry": entry_json(e), "html": html} for f, e, html in rows]
-        refused: dict[str, str] = {}
-        if values:
-            paths = [v["path"] for v in values]
-            for chunk in range(0, len(paths), 500):
-                self.conn.execute(sources.delete().where(sources.c.path.in_(paths[chunk:chunk + 500])))
-            refused = self._insert(sources, values, "path")
-        return refused
+        return self._insert(sources, values, "path", replace=True)
 
     def forget_sources(self, keep: set[str]) -> None:
         """Drop cache rows of files that no longer exist."""
@@ -187,8 +193,9 @@ class Store:
             result[entry.slug] = ident
         refused = self._insert(articles, inserts, "slug") if self.write else {}
         for values in updates if self.write else []:
-            try:  # one statement: SQLite undoes a failed one by itself
-                self.conn.execute(articles.update().where(articles.c.slug == values["slug"]).values(values))
+            try:  # in a savepoint: a failed statement aborts a whole PostgreSQL transaction
+                with self._savepoint():
+                    self.conn.execute(articles.update().where(articles.c.slug == values["slug"]).values(values))
             except OperationalError:
                 raise
             except ROW_ERRORS as e:
@@ -224,13 +231,11 @@ class Store:
         if not self.write:
             return
         gone = [s for s in self.conn.execute(sa.select(related_lists.c.slug)).scalars() if s not in keep]
-        for chunk in range(0, len(gone + list(lists)), 500):
-            batch = (gone + list(lists))[chunk:chunk + 500]
-            self.conn.execute(related_lists.delete().where(related_lists.c.slug.in_(batch)))
-        if lists:
-            self.conn.execute(related_lists.insert(), [
-                {"slug": slug, "input_key": key, "ranked": json.dumps(items, separators=(",", ":"))}
-                for slug, (key, items) in lists.items()])
+        for chunk in range(0, len(gone), 500):
+            self.conn.execute(related_lists.delete().where(related_lists.c.slug.in_(gone[chunk:chunk + 500])))
+        upsert(self.conn, related_lists, [
+            {"slug": slug, "input_key": key, "ranked": json.dumps(items, separators=(",", ":"))}
+            for slug, (key, items) in lists.items()], ["slug"])
 
     def related_index(self) -> tuple[dict[str, str], bytes] | None:
         row = self.conn.execute(sa.select(related_index.c.hashes, related_index.c.data)).first()
@@ -239,16 +244,14 @@ class Store:
     def save_related_index(self, hashes: dict[str, str], data: bytes) -> None:
         if not self.write:
             return
-        self.conn.execute(related_index.delete())
-        self.conn.execute(related_index.insert().values(name="main", hashes=json.dumps(hashes), data=data))
+        upsert(self.conn, related_index, {"name": "main", "hashes": json.dumps(hashes), "data": data}, ["name"])
 
     def meta_get(self, key: str) -> str | None:
         value: str | None = self.conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
         return value
 
     def meta_put(self, key: str, value: str) -> None:
-        self.conn.execute(meta.delete().where(meta.c.key == key))
-        self.conn.execute(meta.insert().values(key=key, value=value))
+        upsert(self.conn, meta, {"key": key, "value": value}, ["key"])
 
     def memo_get(self, name: str) -> tuple[str, str] | None:
         """(input key, output sha256) remembered for an output file, if any."""
@@ -256,8 +259,7 @@ class Store:
         return (row[0], row[1]) if row else None
 
     def memo_put(self, name: str, input_key: str, output_sha: str) -> None:
-        self.conn.execute(memo.delete().where(memo.c.name == name))
-        self.conn.execute(memo.insert().values(name=name, input_key=input_key, output_sha=output_sha))
+        upsert(self.conn, memo, {"name": name, "input_key": input_key, "output_sha": output_sha}, ["name"])
 
     def last_digest_time(self) -> datetime | None:
         value = self.conn.execute(sa.select(sa.func.max(digests.c.created))).scalar()
