@@ -8,6 +8,12 @@ Status: active (receives the digest), pending (reserved for a confirmation step)
 to leave, or removed by the operator) and bounced (too many permanent failures). Nobody who left is
 made active again behind their back: only an explicit `add(..., reactivate=True)` does that, never an
 import. Library code never reads the clock: every change takes `now`.
+
+Several processes may change the same rows at once (`publisher serve` on two machines, senders marking
+bounces, against one PostgreSQL state): a read-then-write locks the row it read (SELECT ... FOR UPDATE;
+SQLite has one writer at a time and ignores it), and an insert that may meet a row another process
+inserted meanwhile runs in a savepoint, so a unique violation (which aborts the whole transaction on
+PostgreSQL) undoes that insert alone, and the row is read again.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import builtins
 import unicodedata
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +38,7 @@ from publisher.state.schema import subscribers as table
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced")
 BATCH = 500  # rows per query when streaming, and per insert when importing
+IMPORT_RETRIES = 5  # times a batch of an import is read and inserted again when another process got there first
 SMTPUTF8_REASON = ("the address needs SMTPUTF8 (non-ASCII before the @); set [email] smtputf8 = true if your "
                    "SMTP server supports it")
 
@@ -53,6 +61,18 @@ class NeedsSmtpUtf8(SubscriberError):
 
 class _NoSmtpUtf8(ValueError):
     pass
+
+
+@contextmanager
+def savepoint(conn: sa.Connection) -> Iterator[None]:
+    """A savepoint inside the caller's transaction: an exception in the block undoes the block alone. pysqlite
+    begins its transaction only before a write statement, and a SAVEPOINT outside one would commit on
+    release: BEGIN first when none is open (as `Store._savepoint`)."""
+    raw: Any = conn.connection.dbapi_connection
+    if conn.dialect.name == "sqlite" and raw is not None and not raw.in_transaction:
+        conn.exec_driver_sql("BEGIN")
+    with conn.begin_nested():
+        yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,18 +161,22 @@ class Subscribers:
 
     # reading
 
-    def get(self, email: str) -> Subscriber | None:
-        """The subscriber with this address (in any case), or None; SubscriberError when it is invalid."""
+    def get(self, email: str, *, lock: bool = False) -> Subscriber | None:
+        """The subscriber with this address (in any case), or None; SubscriberError when it is invalid.
+        `lock`: the row stays locked until the transaction ends (before changing it)."""
         try:
             identities = _identities(email)
         except ValueError as e:
             raise SubscriberError(f"{email!r} is not a valid email address: {e}",
                                   "give an address such as reader@example.com") from e
-        row = self.conn.execute(sa.select(*_COLUMNS).where(table.c.email.in_(identities))).first()
-        return _subscriber(row) if row else None
+        return self._one(table.c.email.in_(identities), lock)
 
-    def by_id(self, subscriber_id: str) -> Subscriber | None:
-        row = self.conn.execute(sa.select(*_COLUMNS).where(table.c.id == subscriber_id)).first()
+    def by_id(self, subscriber_id: str, *, lock: bool = False) -> Subscriber | None:
+        return self._one(table.c.id == subscriber_id, lock)
+
+    def _one(self, where: sa.ColumnElement[bool], lock: bool) -> Subscriber | None:
+        query = sa.select(*_COLUMNS).where(where).order_by(table.c.email)
+        row = self.conn.execute(query.with_for_update() if lock else query).first()
         return _subscriber(row) if row else None
 
     def list(self, status: str | None = None) -> builtins.list[Subscriber]:
@@ -202,12 +226,14 @@ class Subscribers:
         which makes them active again with no bounces (and takes the new spelling and name)."""
         identity, address = normalize(email, self.smtputf8)
         name = clean_name(name)
-        row = self.conn.execute(sa.select(*_COLUMNS).where(table.c.email.in_(_identities(email)))).first()
-        if row is None:
+        old = self.get(email, lock=True)
+        if old is None:
             values = self._new(identity, address, name, now)
-            self.conn.execute(table.insert().values(values))
-            return Subscriber(values["id"], identity, address, name, "active", 0)
-        old = _subscriber(row)
+            if self._insert_one(values):
+                return Subscriber(values["id"], identity, address, name, "active", 0)
+            old = self.get(email, lock=True)  # another process added the address a moment ago
+            if old is None:
+                raise SubscriberError(f"{address} was changed by another process meanwhile", "try again")
         if old.status == "active":
             raise DuplicateSubscriber(f"{old.address} is already subscribed", "nothing changed")
         if not reactivate:
@@ -221,7 +247,7 @@ class Subscribers:
     def remove(self, email: str, now: datetime, forget: bool = False) -> Subscriber:
         """Unsubscribe `email` (the row stays, so an import cannot bring them back), or with `forget`
         delete the row. Returns the subscriber as they were before; SubscriberError when unknown."""
-        old = self.get(email)
+        old = self.get(email, lock=True)
         if old is None:
             raise SubscriberError(f"no subscriber {email.strip()!r}",
                                   "'publisher subscribers list' shows who is subscribed")
@@ -234,7 +260,7 @@ class Subscribers:
     def unsubscribe_id(self, subscriber_id: str, now: datetime) -> Subscriber | None:
         """The reader's own unsubscribe (from a verified token): idempotent. None when the id is unknown
         (the subscriber was forgotten meanwhile)."""
-        old = self.by_id(subscriber_id)
+        old = self.by_id(subscriber_id, lock=True)
         if old is None:
             return None
         if old.status != "unsubscribed":
@@ -251,18 +277,25 @@ class Subscribers:
         new_id = uuid.uuid4().hex
         values = {"id": new_id, "email": identity, "address": address, "name": name, "status": "pending",
                   "bounces": 0, "created": _iso(now), "changed": _iso(now)}
-        try:
-            with self.conn.begin_nested():
-                self.conn.execute(table.insert().values(values))
-        except IntegrityError:
+        if not self._insert_one(values):
             return None
         return Subscriber(new_id, identity, address, name, "pending", 0)
+
+    def _insert_one(self, values: dict[str, Any]) -> bool:
+        """Insert one row in a savepoint; False (nothing changed) when its address or id is taken."""
+        try:
+            with savepoint(self.conn):
+                self.conn.execute(table.insert().values(values))
+        except IntegrityError:
+            return False
+        return True
 
     def confirm(self, subscriber_id: str, issued: int, now: datetime) -> str:
         """Activate the subscriber a confirmation link (issued at POSIX time `issued`) names: "confirmed",
         "already" (active before), "unknown" (the row is gone) or "stale" (they unsubscribed or bounced
         after the link was sent: a link never brings back someone who left)."""
-        row = self.conn.execute(sa.select(table.c.status, table.c.changed).where(table.c.id == subscriber_id)).first()
+        query = sa.select(table.c.status, table.c.changed).where(table.c.id == subscriber_id).with_for_update()
+        row = self.conn.execute(query).first()
         if row is None:
             return "unknown"
         status, changed = row
@@ -277,7 +310,7 @@ class Subscribers:
     def mark_bounce(self, subscriber_id: str, now: datetime, max_bounces: int) -> Subscriber | None:
         """Count a permanent failure; at `max_bounces` an active (or pending) subscriber becomes
         bounced (an unsubscribed one stays unsubscribed). None when the id is unknown."""
-        old = self.by_id(subscriber_id)
+        old = self.by_id(subscriber_id, lock=True)
         if old is None:
             return None
         bounces = old.bounces + 1
@@ -341,24 +374,45 @@ class Subscribers:
 
     def _insert_new(self, pending: dict[str, tuple[int, str, str, str]], now: datetime,
                     report: ImportReport) -> None:
+        """Insert the addresses of `pending` that the state does not know yet, in one statement in a
+        savepoint; when another process inserted one of them meanwhile (a unique violation), read the
+        known ones again and retry."""
         if not pending:
             return
+        for _attempt in range(IMPORT_RETRIES):
+            rows, duplicates, inactive = self._unknown(pending, now)
+            try:
+                with savepoint(self.conn):
+                    if rows:
+                        self.conn.execute(table.insert(), rows)
+            except IntegrityError:
+                continue
+            report.added += len(rows)
+            report.duplicates += duplicates
+            report.inactive += inactive
+            return
+        raise SubscriberError(f"{len(pending)} addresses kept changing while being imported",
+                              "another process is adding the same addresses; run the import again")
+
+    def _unknown(self, pending: dict[str, tuple[int, str, str, str]],
+                 now: datetime) -> tuple[builtins.list[dict[str, Any]], int, int]:
+        """(new rows for the addresses the state does not know, by address: two imports at once then lock
+        the rows they share in the same order, never each waiting for the other; known ones; known ones
+        not active)."""
         # an IDN domain may still be stored in Unicode by an older version: look for that form too
         forms = {identity: _identities(value) if "xn--" in identity else [identity]
                  for identity, (_line, value, _address, _name) in pending.items()}
         wanted = builtins.list({form for found in forms.values() for form in found})
         known = dict(self.conn.execute(sa.select(table.c.email, table.c.status).where(
             table.c.email.in_(wanted))).all())
-        rows = []
+        rows, duplicates, inactive = [], 0, 0
         for identity, (_line, _value, address, name) in pending.items():
             if stored := next((form for form in forms[identity] if form in known), None):
-                report.duplicates += 1
-                report.inactive += known[stored] != "active"
+                duplicates += 1
+                inactive += known[stored] != "active"
             else:
                 rows.append(self._new(identity, address, name, now))
-        if rows:
-            self.conn.execute(table.insert(), rows)
-        report.added += len(rows)
+        return sorted(rows, key=lambda row: str(row["email"])), duplicates, inactive
 
     def export(self, stream: TextIO, status: str | None = None) -> int:
         """Write CSV (email,name,status,created; by address) that `import_csv` reads back; returns the

@@ -1,8 +1,10 @@
 """Signed unsubscribe tokens: HMAC-SHA256 over the list and the subscriber id.
 
 The key comes from PUBLISHER_SECRET, else `email.secret`, else a random key made once and kept in
-the state database. A token of one subscriber says nothing about another's: without the key no
-token can be made, and each signs its own id.
+the state database. Processes that make it at the same moment (two `publisher serve` starting on an
+empty PostgreSQL state) end with one key: each inserts its own only where none is, and then uses the
+one that is there. A token of one subscriber says nothing about another's: without the key no token
+can be made, and each signs its own id.
 """
 
 from __future__ import annotations
@@ -15,10 +17,16 @@ import os
 import secrets
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import IntegrityError
+
 from publisher.config import Settings
+from publisher.deliver.subscribers import savepoint
+from publisher.errors import StateError
+from publisher.state.schema import meta
 from publisher.store import Store
 
 ENV = "PUBLISHER_SECRET"
+KEY = "secret"  # the row of the meta table holding the made key
 
 
 def signing_key(settings: Settings, store: Store) -> bytes:
@@ -26,11 +34,25 @@ def signing_key(settings: Settings, store: Store) -> bytes:
     configured = os.environ.get(ENV) or settings.email.secret
     if configured:
         return configured.encode("utf-8")
-    stored = store.meta_get("secret")
+    stored = store.meta_get(KEY)
     if stored is None:
-        stored = secrets.token_hex(32)
-        store.meta_put("secret", stored)
+        stored = _make_key(store)
     return stored.encode("ascii")
+
+
+def _make_key(store: Store) -> str:
+    """Insert a new random key where none is (a savepoint: a key another process inserted meanwhile is a
+    unique violation that undoes this insert alone), then read back the one that is there."""
+    try:
+        with savepoint(store.conn):
+            store.conn.execute(meta.insert().values(key=KEY, value=secrets.token_hex(32)))
+    except IntegrityError:
+        pass
+    stored = store.meta_get(KEY)  # inserted here, or by the process whose insert made ours fail
+    if stored is None:
+        raise StateError("the signing key was removed from the state database while it was being made",
+                         "try again")
+    return stored
 
 
 def _signature(key: bytes, list_id: str, subscriber_id: str) -> str:

@@ -8,7 +8,10 @@ mail provider with no cookie and no form token, since the signed token in the UR
 
 The app keeps nothing of its own but two in-memory rate limits (per process) and the signing key read
 once from the state database; the database is opened for each request that needs it, in a worker
-thread. Every failure is a friendly page, never a traceback.
+thread (on PostgreSQL a connection from the process's pool). So any number of `publisher serve`
+processes, on any number of machines, may answer behind one proxy on one PostgreSQL state: a reader may
+subscribe on one and confirm on another; only the rate limits count per process. Every failure is a
+friendly page, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -31,7 +35,7 @@ from starlette.routing import Route
 from publisher.config import Settings
 from publisher.deliver.subscribers import NeedsSmtpUtf8, SubscriberError, Subscribers, clean_name, normalize
 from publisher.deliver.tokens import list_id, signing_key, verify_token
-from publisher.errors import PublisherError
+from publisher.errors import PublisherError, StateError
 from publisher.render import feed_formats
 from publisher.store import Store, open_store
 from publisher.web.limits import RateLimiter, client_key
@@ -75,8 +79,12 @@ class Service:
     # the state database, in a worker thread
 
     def _in_store(self, work: Callable[[Store], T]) -> T:
-        with open_store(self.settings.paths.state) as store:
-            return work(store)
+        try:
+            with open_store(self.settings.paths.state) as store:
+                return work(store)
+        except PoolTimeout as e:  # every pooled connection busy for pool_timeout seconds
+            raise StateError(f"{self.settings.paths.state}: no free connection to the state database",
+                             "more requests at once than the pool holds; try again") from e
 
     async def store(self, work: Callable[[Store], T]) -> T:
         return await run_in_threadpool(self._in_store, work)
