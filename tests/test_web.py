@@ -1,5 +1,7 @@
 """`publisher serve`: the app under a real uvicorn server on 127.0.0.1, driven by httpx, raw http.client
-requests, a real SMTP server (aiosmtpd) and Debian's Chromium (Playwright, no browser download).
+requests, a real SMTP server (aiosmtpd) and Debian's Chromium (Playwright, no browser download). The tests of
+the served site run on both engines: its state in an SQLite file, and in a PostgreSQL database (several
+servers on one PostgreSQL state: tests/test_web_cluster.py).
 
 Feeds are served with their media types, strong ETags, 304s and gzip, and nothing outside the output
 folder; subscribing is double opt-in and answers the same page for every address; links are signed
@@ -41,6 +43,7 @@ from publisher.web import WebOptions, create_app
 from publisher.web.signed import confirm_token
 from tests.conftest import CLOCK, SEED, run_cli
 from tests.mailserver import Collector, free_port, smtp_server
+from tests.pgserver import PgServer
 from tests.test_digest_browser import ARGS, CHROMIUM
 
 LIMIT = WebOptions().subscribe_limit
@@ -108,13 +111,16 @@ class Web:
 
 
 @contextmanager
-def web_site(root: Path, *, publish: bool, subscribers: tuple[str, ...] = ()) -> Iterator[Web]:
+def web_site(root: Path, *, publish: bool, subscribers: tuple[str, ...] = (),
+             state: str | None = None) -> Iterator[Web]:
+    """A site served by create_app under uvicorn; its state in `state` (a PostgreSQL URL) or publisher.db."""
     root.mkdir(parents=True)
     (root / "articles").mkdir()
     shutil.copy(SEED, root / "articles" / SEED.name)
     port = free_port()
     with smtp_server() as (collector, smtp_port):
-        (root / "publisher.toml").write_text(CONFIG.format(port=port, smtp=smtp_port), encoding="utf-8")
+        paths = f'\n[paths]\nstate = "{state}"\n' if state else ""
+        (root / "publisher.toml").write_text(CONFIG.format(port=port, smtp=smtp_port) + paths, encoding="utf-8")
         for address in subscribers:
             run_cli("subscribers", "add", address, cwd=root, check=True)
         if publish:
@@ -124,12 +130,22 @@ def web_site(root: Path, *, publish: bool, subscribers: tuple[str, ...] = ()) ->
             yield Web(root, url, settings, collector)
 
 
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
-    """One published site (its digest delivered to two subscribers) served for the module."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def web(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
+    """One published site (its digest delivered to two subscribers) served for the module, once with its state
+    in an SQLite file and once in a PostgreSQL database."""
     root = tmp_path_factory.mktemp("web") / "site"
-    with web_site(root, publish=True, subscribers=("oneclick@example.org", "button@example.org")) as site:
+    state = None
+    if request.param == "postgresql":
+        server: PgServer = request.getfixturevalue("pg_server")
+        state = server.new_database()
+    with web_site(root, publish=True, subscribers=("oneclick@example.org", "button@example.org"),
+                  state=state) as site:
         yield site
+    if state:
+        from publisher.state.engine import dispose_engines
+
+        dispose_engines()
 
 
 def form_token(client: httpx.Client) -> str:
