@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from publisher.models import Entry, Identity, SourceFile
-from publisher.state.dialect import upsert
+from publisher.state.dialect import savepoint, upsert
 from publisher.state.location import StateLocation, file_location
 from publisher.state.schema import (
     articles,
@@ -95,16 +95,6 @@ class Store:
         self.trans.commit()
         self.trans = self.conn.begin()
 
-    @contextmanager
-    def _savepoint(self) -> Iterator[None]:
-        """A savepoint inside the run's transaction (pysqlite begins one only before a write statement:
-        a savepoint outside it would commit on release)."""
-        raw: Any = self.conn.connection.dbapi_connection
-        if self.conn.dialect.name == "sqlite" and raw is not None and not raw.in_transaction:
-            self.conn.exec_driver_sql("BEGIN")
-        with self.conn.begin_nested():
-            yield
-
     def _put(self, table: sa.Table, rows: list[dict[str, Any]], *, replace: bool) -> None:
         """One statement: INSERT `rows`, or when `replace`, upsert them on the table's primary key."""
         if replace:
@@ -120,7 +110,7 @@ class Store:
         if not rows:
             return {}
         try:
-            with self._savepoint():
+            with savepoint(self.conn):
                 self._put(table, rows, replace=replace)
             return {}
         except OperationalError:
@@ -130,7 +120,7 @@ class Store:
         refused: dict[str, str] = {}
         for row in rows:
             try:
-                with self._savepoint():
+                with savepoint(self.conn):
                     self._put(table, [row], replace=replace)
             except OperationalError:
                 raise
@@ -194,7 +184,7 @@ class Store:
         refused = self._insert(articles, inserts, "slug") if self.write else {}
         for values in updates if self.write else []:
             try:  # in a savepoint: a failed statement aborts a whole PostgreSQL transaction
-                with self._savepoint():
+                with savepoint(self.conn):
                     self.conn.execute(articles.update().where(articles.c.slug == values["slug"]).values(values))
             except OperationalError:
                 raise

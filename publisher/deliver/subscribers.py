@@ -22,7 +22,6 @@ import builtins
 import unicodedata
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from publisher.deliver import csvio
 from publisher.errors import PublisherError
+from publisher.state.dialect import savepoint
 from publisher.state.schema import subscribers as table
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced")
@@ -61,18 +61,6 @@ class NeedsSmtpUtf8(SubscriberError):
 
 class _NoSmtpUtf8(ValueError):
     pass
-
-
-@contextmanager
-def savepoint(conn: sa.Connection) -> Iterator[None]:
-    """A savepoint inside the caller's transaction: an exception in the block undoes the block alone. pysqlite
-    begins its transaction only before a write statement, and a SAVEPOINT outside one would commit on
-    release: BEGIN first when none is open (as `Store._savepoint`)."""
-    raw: Any = conn.connection.dbapi_connection
-    if conn.dialect.name == "sqlite" and raw is not None and not raw.in_transaction:
-        conn.exec_driver_sql("BEGIN")
-    with conn.begin_nested():
-        yield
 
 
 @dataclass(frozen=True, slots=True)

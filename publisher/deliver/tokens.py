@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 from sqlalchemy.exc import IntegrityError
 
 from publisher.config import Settings
-from publisher.deliver.subscribers import savepoint
 from publisher.errors import StateError
+from publisher.state.dialect import savepoint
 from publisher.state.schema import meta
 from publisher.store import Store
 

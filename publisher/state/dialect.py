@@ -6,7 +6,8 @@ whose clocks disagree still agree on when a lease ends.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,3 +44,15 @@ def skip_locked(query: sa.Select[Any], conn: sa.Connection) -> sa.Select[Any]:
     if conn.dialect.name == "postgresql":
         return query.with_for_update(skip_locked=True)
     return query
+
+
+@contextmanager
+def savepoint(conn: sa.Connection) -> Iterator[None]:
+    """A savepoint inside the caller's transaction: an exception in the block undoes the block alone (and
+    keeps a PostgreSQL transaction usable). pysqlite begins its transaction only before a write statement,
+    and a SAVEPOINT outside one would commit on release: BEGIN first when none is open."""
+    raw: Any = conn.connection.dbapi_connection
+    if conn.dialect.name == "sqlite" and raw is not None and not raw.in_transaction:
+        conn.exec_driver_sql("BEGIN")
+    with conn.begin_nested():
+        yield

@@ -91,13 +91,21 @@ def upgrade(conn: sa.Connection, version: Version) -> None:
     command.upgrade(config, "head")
 
 
+_CURRENT: set[str] = set()  # server databases this process found at HEAD
+
+
 def ensure_schema(conn: sa.Connection, location: StateLocation, *, write: bool) -> None:
     """Make the schema in an empty server database (when `write`), upgrade an older one (when `write`), or
-    check the one there; committed at once. A read-only run reads a current schema only."""
+    check the one there; committed at once. A read-only run reads a current schema only. Once found current,
+    a database is not looked at again by this process (a web request would pay four round trips)."""
+    key = location.url.render_as_string(hide_password=False)
+    if key in _CURRENT:
+        return
     version = read_version(conn)
     conn.rollback()
     check(version, str(location), SERVER_RESTORE)
     if version.current:
+        _CURRENT.add(key)
         return
     if not write:
         _readable(version, location)
@@ -108,6 +116,7 @@ def ensure_schema(conn: sa.Connection, location: StateLocation, *, write: bool) 
         check(version, str(location), SERVER_RESTORE)
         if not version.current:
             upgrade(conn, version)
+    _CURRENT.add(key)
 
 
 def _readable(version: Version, location: StateLocation) -> None:
