@@ -8,26 +8,36 @@ server, or the message could not be built) are pending: every run tries them aga
 a `failed` row given up for good after its maximum number of tries (the name Postfix gives mail
 that stayed queued too long); `sent`, `bounced` (refused for good, SMTP 5xx) and `cancelled` (the
 subscriber left) are final too. `error` keeps the last reason, `attempts` the tries so far.
+
+Claims: senders (one `publisher send`, or any number of `publisher send --worker` on PostgreSQL) take
+pending rows a small batch at a time (`claim`: SELECT ... FOR UPDATE SKIP LOCKED, then the rows get the
+sender's id in `worker` and a lease end in `lease_until`, on the database clock). A row is claimable
+when it is pending, its `next_attempt_at` (set after a 4xx) is due, and nobody holds it: no lease, or an
+expired one. A sender renews the lease of the rows it still holds (`renew`) and marks each row with an
+UPDATE fenced by its id (`mark(worker=...)`): a stale sender whose row was taken by another marks nothing.
+A mark clears the lease. A row a sender gave up on for its run (its retries used up, or the server
+unreachable) keeps that sender's id with no lease: the same sender does not take it again, any other
+(a later run) does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from publisher.state.dialect import now as db_now
+from publisher.state.dialect import skip_locked
 from publisher.state.schema import deliveries, digests, subscribers
 from publisher.store import Store
 
 BATCH = 500
 STATUSES = ("queued", "sent", "failed", "expired", "bounced", "cancelled")
 PENDING = ("queued", "failed")  # the statuses a run tries (again)
-MARK = (deliveries.update()  # built once: a new statement per message costs more than the commit
-        .where(deliveries.c.digest_id == sa.bindparam("d"), deliveries.c.subscriber_id == sa.bindparam("s"))
-        .values(status=sa.bindparam("status"), attempts=sa.bindparam("attempts"),
-                message_id=sa.bindparam("message_id"), error=sa.bindparam("error"), changed=sa.bindparam("changed")))
+KEY = (deliveries.c.digest_id == sa.bindparam("d"), deliveries.c.subscriber_id == sa.bindparam("s"))
+HELD = (deliveries.c.worker == sa.bindparam("w"), deliveries.c.lease_until.is_not(None))  # the sender's own row
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,14 @@ class Journal:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.conn = store.conn
+        self.now = db_now(self.conn)  # the database clock: leases and retry times agree across machines
+        marked = {"status": sa.bindparam("status"), "attempts": sa.bindparam("attempts"),
+                  "message_id": sa.bindparam("message_id"), "error": sa.bindparam("error"),
+                  "changed": sa.bindparam("changed"), "lease_until": None,
+                  "next_attempt_at": self.now + sa.bindparam("wait", type_=sa.Float)}
+        # built once: a new statement per message costs more than the commit
+        self.mark_any = deliveries.update().where(*KEY).values(marked)
+        self.mark_held = deliveries.update().where(*KEY, *HELD).values({**marked, "worker": sa.bindparam("owner")})
 
     def enqueue(self, digest_id: str, now: datetime) -> int:
         """Queue the digest for every active subscriber (once); returns the number queued."""
@@ -68,9 +86,11 @@ class Journal:
             return 0
         chosen = sa.select(sa.literal(digest_id), subscribers.c.id, sa.literal("queued"), sa.literal(0),
                            sa.literal(_iso(now))).where(subscribers.c.status == "active")
-        result = self.conn.execute(deliveries.insert().from_select(
+        self.conn.execute(deliveries.insert().from_select(
             ["digest_id", "subscriber_id", "status", "attempts", "changed"], chosen))
-        return int(result.rowcount or 0)
+        # counted, not the rowcount: psycopg reports -1 for an INSERT ... SELECT built by SQLAlchemy
+        queued = sa.select(sa.func.count()).where(deliveries.c.digest_id == digest_id)
+        return int(self.conn.execute(queued).scalar_one())
 
     def unfinished(self) -> list[str]:
         """Digests with messages not yet sent, oldest first."""
@@ -86,7 +106,7 @@ class Journal:
         return int(self.conn.execute(query).scalar() or 0)
 
     def pending(self, digest_id: str) -> Iterator[Pending]:
-        """Rows still to send, by subscriber id, a batch at a time (never all in memory)."""
+        """Rows still to send, by subscriber id, a batch at a time (never all in memory), whoever holds them."""
         after = ""
         while True:
             query = (sa.select(deliveries.c.subscriber_id, subscribers.c.address, subscribers.c.name,
@@ -102,16 +122,110 @@ class Journal:
                 yield Pending(digest_id, sid, address or "", name or "", status or "forgotten", attempts)
             after = rows[-1][0]
 
+    # --- claims and leases --------------------------------------------------------------------------------------
+
+    def _claimable(self, worker: str, table: sa.FromClause = deliveries) -> sa.ColumnElement[bool]:
+        """Pending, due, and held by nobody (no lease, or an expired one); a row this worker gave up on for its
+        run (its id, no lease) is left to others, one it holds without knowing it (a lost commit) is taken."""
+        d = table.c
+        free = sa.or_(sa.and_(d.lease_until.is_(None), sa.or_(d.worker.is_(None), d.worker != worker)),
+                      sa.and_(d.lease_until.is_not(None), sa.or_(d.lease_until < self.now, d.worker == worker)))
+        return sa.and_(d.status.in_(PENDING), sa.or_(d.next_attempt_at.is_(None), d.next_attempt_at <= self.now),
+                       free)
+
+    def claim(self, digest_id: str, worker: str, lease: float, limit: int, after: str = "") -> list[Pending]:
+        """Take up to `limit` claimable rows of the digest after subscriber id `after`, by subscriber id, under
+        a lease of `lease` seconds: one UPDATE over a SELECT ... FOR UPDATE SKIP LOCKED (atomic even on a
+        connection that commits each statement), then the subscribers' names and addresses. Not committed."""
+        d, pick = deliveries.c, deliveries.alias("pick")
+        chosen = (sa.select(pick.c.subscriber_id)
+                  .where(pick.c.digest_id == digest_id, pick.c.subscriber_id > after, self._claimable(worker, pick))
+                  .order_by(pick.c.subscriber_id).limit(limit))
+        taken: dict[str, int] = dict(self.conn.execute(deliveries.update().where(
+            d.digest_id == digest_id, d.subscriber_id.in_(skip_locked(chosen, self.conn).scalar_subquery()))
+            .values(worker=worker, lease_until=self.now + lease).returning(d.subscriber_id, d.attempts)).all())
+        if not taken:
+            return []
+        people = {row[0]: row[1:] for row in self.conn.execute(sa.select(
+            subscribers.c.id, subscribers.c.address, subscribers.c.name, subscribers.c.status).where(
+            subscribers.c.id.in_(list(taken))))}
+        return [Pending(digest_id, sid, *self._person(people.get(sid)), taken[sid]) for sid in sorted(taken)]
+
+    @staticmethod
+    def _person(row: tuple[str, str, str] | None) -> tuple[str, str, str]:
+        """(address, name, status) of a subscriber; a forgotten one (row deleted) has none."""
+        return (row[0] or "", row[1] or "", row[2] or "forgotten") if row else ("", "", "forgotten")
+
+    def renew(self, digest_id: str, ids: Collection[str], worker: str, lease: float) -> set[str]:
+        """Extend the lease of the rows of `ids` the worker still holds; returns those (the others were taken
+        by another worker after the lease ran out). Not committed."""
+        if not ids:
+            return set()
+        d = deliveries.c
+        result = self.conn.execute(deliveries.update().where(
+            d.digest_id == digest_id, d.subscriber_id.in_(list(ids)), d.worker == worker, d.lease_until.is_not(None),
+            d.status.in_(PENDING)).values(lease_until=self.now + lease).returning(d.subscriber_id))
+        return set(result.scalars())
+
+    def release(self, digest_id: str, ids: Collection[str], worker: str) -> None:
+        """Give back the rows of `ids` the worker holds and did not try (a stop): claimable at once. Not
+        committed."""
+        if ids:
+            d = deliveries.c
+            self.conn.execute(deliveries.update().where(
+                d.digest_id == digest_id, d.subscriber_id.in_(list(ids)), d.worker == worker,
+                d.lease_until.is_not(None), d.status.in_(PENDING)).values(worker=None, lease_until=None))
+
+    def release_all(self) -> int:
+        """Free every lease (only for the one sender of an SQLite file, under the run lock: a lease there is a
+        dead run's). Not committed; returns the rows freed."""
+        d = deliveries.c
+        result = self.conn.execute(deliveries.update().where(d.status.in_(PENDING), d.lease_until.is_not(None))
+                                   .values(worker=None, lease_until=None))
+        return int(result.rowcount or 0)
+
+    def next_wait(self, worker: str, skip: Collection[str] = ()) -> float | None:
+        """Seconds until a pending row may be claimable by `worker` (0: now): a row held by another until its
+        lease ends, a refused row until its retry time. None: nothing is left for this worker (every pending
+        row is finished, or given up by it in this run, or in a digest of `skip`)."""
+        d = deliveries.c
+        due = sa.case((sa.and_(d.lease_until.is_not(None), d.worker != worker), d.lease_until),
+                      else_=sa.func.coalesce(d.next_attempt_at, 0.0))
+        mine = sa.and_(d.worker == worker, d.lease_until.is_(None))
+        query = sa.select(sa.func.count(), sa.func.min(due) - self.now).where(
+            d.status.in_(PENDING), sa.not_(sa.func.coalesce(mine, False)), d.digest_id.not_in(list(skip)))
+        waiting, seconds = self.conn.execute(query).one()
+        return None if not waiting else max(0.0, float(seconds or 0.0))
+
+    # --- outcomes -----------------------------------------------------------------------------------------------
+
     def mark(self, item: Pending, status: str, now: datetime, *, message_id: str | None = None,
-             error: str | None = None, tried: bool = True, commit: bool = True) -> None:
-        """Record the outcome; `tried`: it counts as one more attempt (not when the server was unreachable).
-        Committed at once unless `commit` is false: then the caller commits it together with what goes with
-        it (a bounce and its count), with `store.checkpoint()`."""
-        self.conn.execute(MARK, {"d": item.digest_id, "s": item.subscriber_id, "status": status,
-                                 "attempts": item.attempts + (1 if tried else 0), "message_id": message_id,
-                                 "error": error, "changed": _iso(now)})
+             error: str | None = None, tried: bool = True, commit: bool = True, worker: str | None = None,
+             retry_in: float | None = None) -> bool:
+        """Record the outcome and clear the lease; `tried`: it counts as one more attempt (not when the server
+        was unreachable). `worker`: only if that worker still holds the row (else nothing changes and False
+        is returned); the row keeps the worker's id (who sent it, or gave up on it for this run) unless
+        `retry_in` is given: then any worker tries it again once that many seconds have passed. Committed at
+        once unless `commit` is false: then the caller commits it together with what goes with it (a bounce
+        and its count), with `store.checkpoint()`."""
+        values = {"d": item.digest_id, "s": item.subscriber_id, "status": status,
+                  "attempts": item.attempts + (1 if tried else 0), "message_id": message_id, "error": error,
+                  "changed": _iso(now), "wait": retry_in}
+        if worker is None:
+            done = bool(self.conn.execute(self.mark_any, values).rowcount)
+        else:
+            owner = None if retry_in is not None else worker
+            done = bool(self.conn.execute(self.mark_held, {**values, "w": worker, "owner": owner}).rowcount) \
+                or self._marked_already(item, status, owner)
         if commit:
             self.store.checkpoint()
+        return done
+
+    def _marked_already(self, item: Pending, status: str, owner: str | None) -> bool:
+        """After a reconnection: was this very mark committed before the connection went (not another's)?"""
+        row = self.conn.execute(sa.select(deliveries.c.status, deliveries.c.worker).where(
+            deliveries.c.digest_id == item.digest_id, deliveries.c.subscriber_id == item.subscriber_id)).first()
+        return row is not None and owner is not None and (row[0], row[1]) == (status, owner)
 
     def status(self) -> list[tuple[str, dict[str, int]]]:
         """Per digest (oldest first): how many rows are in each status."""
