@@ -87,7 +87,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "postal_address": Field(str, "", "sender's postal address, shown in the digest footer"),
         "transport": Field(str, "outbox", "outbox (.eml files) or smtp", checks.one_of("outbox", "smtp")),
         "outbox": Field(str, "outbox", "folder of the outbox transport, relative to the config file"),
-        "rate": Field(float, 0.0, "messages per second at most; 0 = unlimited", checks.non_negative),
+        "rate": Field(float, 0.0, "messages per second at most, for all senders (send --worker) together; "
+                                  "0 = unlimited", checks.non_negative),
+        "domain_rate": Field(float, 0.0, "messages per second to any one recipient domain, for all workers "
+                                         "together; 0 = unlimited", checks.non_negative),
         "max_bounces": Field(int, 3, "permanent failures before a subscriber becomes bounced", checks.positive),
         "max_retries": Field(int, 3, "tries of a temporarily refused message in one run", checks.positive),
         "max_attempts": Field(int, 10, "tries of a message over all runs (SMTP 4xx, or not buildable); then it "
@@ -209,6 +212,7 @@ class EmailSettings:
     transport: str
     outbox: Path
     rate: float
+    domain_rate: float
     max_bounces: int
     max_retries: int
     max_attempts: int

@@ -77,11 +77,13 @@ def publish(config: Path | None, clock: str | None, dry_run: bool, force: bool, 
     sys.exit(1 if report.errors else 0)
 
 
-def _deliver(settings: Settings, clock: str | None) -> None:
+def _deliver(settings: Settings, clock: str | None, *, worker: bool = False, follow: bool = False,
+             lease: float | None = None) -> None:
     """Send what the journal says is unsent; SIGTERM and Ctrl-C finish the message in flight, then stop."""
     import signal
 
     from publisher.deliver.send import deliver_pending
+    from publisher.deliver.worker import LEASE
     from publisher.errors import PublisherError
 
     stopping: list[int] = []
@@ -90,7 +92,8 @@ def _deliver(settings: Settings, clock: str | None) -> None:
     started = time.perf_counter()
     bar = ProgressBar("sending")
     try:
-        report = deliver_pending(settings, clock_source(clock), lambda: bool(stopping), bar)
+        report = deliver_pending(settings, clock_source(clock), lambda: bool(stopping), bar, worker=worker,
+                                 follow=follow, lease=LEASE if lease is None else lease)
     except PublisherError as e:
         fail(e, e.exit_code)
     finally:
@@ -114,26 +117,54 @@ def _deliver(settings: Settings, clock: str | None) -> None:
 @clock_option
 @click.option("--resume", is_flag=True, help="Send what an earlier run left unsent (what send always does).")
 @click.option("--status", "show_status", is_flag=True,
-              help="Show, per digest: queued, sent, failed, expired, bounced, cancelled; and the last error of "
-                   "each message not delivered.")
+              help="Show, per digest: queued, sent, failed, expired, bounced, cancelled; the last error of each "
+                   "message not delivered; and per sender: state, rows claimed, sent, failed, last seen.")
+@click.option("--worker", is_flag=True,
+              help="Be one of several senders on a PostgreSQL state (any number, on any machines; no run lock): "
+                   "claim rows in small batches under a lease, send until nothing is left unsent, exit.")
+@click.option("--follow", is_flag=True, help="With --worker: keep waiting for new digests until SIGTERM or Ctrl-C.")
+@click.option("--lease", type=click.FloatRange(0.5), default=None, metavar="SECONDS", hidden=True,
+              help="Seconds a claim holds its rows unless renewed (default 30).")
 @wait_option
-def send(config: Path | None, clock: str | None, resume: bool, show_status: bool, wait: float) -> None:
+def send(config: Path | None, clock: str | None, resume: bool, show_status: bool, worker: bool, follow: bool,
+         lease: float | None, wait: float) -> None:
     """Deliver recorded digests to their subscribers: only what the journal says is not sent yet."""
     settings = read_settings(config)
     if show_status:
         _print_status(settings)
         return
+    if follow and not worker:
+        fail(click.UsageError("--follow goes with --worker (a plain send holds the run lock until it ends)"), 2)
+    if worker:
+        _refuse_sqlite(settings)
+        _deliver(settings, clock, worker=True, follow=follow, lease=lease)
+        return
     with locked(settings, wait, "send"):
-        _deliver(settings, clock)
+        _deliver(settings, clock, lease=lease)
+
+
+def _refuse_sqlite(settings: Settings) -> None:
+    from publisher.deliver.worker import check_worker_state
+    from publisher.errors import PublisherError
+
+    try:
+        check_worker_state(settings.paths.state)
+    except PublisherError as e:
+        fail(e, e.exit_code)
 
 
 def _print_status(settings: Settings) -> None:
     from publisher.deliver.journal import STATUSES, Journal
+    from publisher.deliver.worker import list_workers
+    from publisher.errors import PublisherError
     from publisher.store import open_store
 
-    with open_store(settings.paths.state, write=False) as store:
-        journal = Journal(store)
-        rows, problems = journal.status(), journal.problems()
+    try:
+        with open_store(settings.paths.state, write=False) as store:
+            journal = Journal(store)
+            rows, problems, senders = journal.status(), journal.problems(), list_workers(store.conn)
+    except PublisherError as e:
+        fail(e, e.exit_code)
     if not rows:
         click.echo("no digest has been queued for delivery")
     for digest_id, counts in rows:
@@ -141,6 +172,16 @@ def _print_status(settings: Settings) -> None:
     for p in problems:
         click.echo(f"  {p.digest_id} {p.status} after {count(p.attempts, 'try', 'tries')}: "
                    f"{p.address} ({p.subscriber_id}): {p.error}")
+    for w in senders:
+        click.echo(f"worker {w.id}: {w.state}, {w.claimed} claimed, {w.sent} sent, {w.failed} failed, "
+                   f"last seen {_ago(w.ago)} ago")
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 @click.command()
