@@ -7,6 +7,9 @@ who holds it. The file is never deleted (deleting a flock'ed file lets two proce
 
     <state>.lock           one run at a time: publish, send, the scheduled job
     <state>.schedule.lock  one `publisher schedule` per state, held for the scheduler's whole life
+
+A state on a database server has no file to lock: its run lock is an advisory lock (publisher.state.dblock),
+and its schedulers elect a leader with a lease instead (publisher.state.leader).
 """
 
 from __future__ import annotations
@@ -181,11 +184,11 @@ def acquire(state: StateLocation | Path, wait: float, what: str, *, hint: str | 
 
 
 def acquire_scheduler(state: StateLocation | Path) -> AbstractContextManager[object]:
-    """The scheduler's lifetime lock: a second `publisher schedule` on the same state is refused at once."""
+    """The scheduler's lifetime lock on an SQLite state: a second `publisher schedule` is refused at once.
+    (On a database server several schedulers may run: one leads, see publisher.state.leader.)"""
     hint = ("only one 'publisher schedule' may run per state database; stop the other one "
             "(kill its pid) or give this one its own paths.state")
     state = file_location(state) if isinstance(state, Path) else state
     if state.path is None:
-        return dblock.hold(state, dblock.SCHEDULER, 0, "publisher schedule",
-                           busy=lambda message: Busy(message, hint, pid=None, path=None))
+        raise ValueError(f"{state}: a scheduler on a database server leads by a lease, not a lock")
     return hold(state.path, SCHEDULER, 0, "publisher schedule", hint=hint)

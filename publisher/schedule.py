@@ -1,32 +1,21 @@
-"""`publisher schedule`: APScheduler 3.x wiring. One job, persistent, one run at a time.
+"""`publisher schedule`: the scheduled job (one run), as stored in the job store by its importable name.
+The APScheduler wiring (job store, trigger, job defaults, leadership) is in publisher/schedule_service.py.
 
-- The job store is the state database (`sqlite:///<paths.state>`, table `apscheduler_jobs`), so a restart
-  keeps the next run time. The job is stored once under the id `publish` and the importable name
-  `publisher.schedule:run_job`; on start it is added only when not stored, rescheduled when the cron or
-  timezone changed, and modified when catch_up, jitter or the config path changed. Never
-  `replace_existing=True`: that recomputes the next run time and loses a run missed while the process was down.
-- Job defaults are explicit: `coalesce=True` (several missed runs start once), `max_instances=1`,
-  `misfire_grace_time` = `schedule.catch_up` (APScheduler's default of 1 s silently drops runs).
-- The trigger is `publisher.cron.CronSchedule`: standard cron translated field by field to
-  APScheduler's CronTrigger (whose weekdays count from Monday = 0), with cron's rules for clock changes:
-  a time the spring change skips runs at the first valid time after it (03:00 for 02:30 in
-  Europe/Berlin); a time the autumn change repeats runs once, unless the minute or hour field starts
-  with `*` (Vixie cron's rule: such jobs keep their rhythm through the repeated hour).
 - A run is `publish_and_deliver` (the code of `publisher publish`) under the run lock of lock.py. A stop
   request (SIGTERM, SIGINT) lets a run finish its current message and record it; the scheduler then
   exits, and its next start first finishes any delivery left unfinished.
+- On a state on a database server, several schedulers may run; only the leader (publisher.state.leader)
+  runs jobs, and each run is claimed in the `runs` table by its fire time with the leader's epoch: a run
+  done is never run again, and a run whose leader died mid-way is finished by the next leader (publish
+  again only when its publish was not recorded, which publish's own idempotence makes harmless; the
+  delivery resumed from the journal).
 
-Only this module and the CLI read the clock. APScheduler is imported only when a scheduler or trigger
-is built, so config.py can import the settings and checks of this module cheaply.
+Only this module, the service and the CLI read the clock.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
-import os
-import signal
 import threading
 import time
 import traceback
@@ -34,11 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from publisher import lock
-from publisher.cron import CronSchedule, ScheduleSettings
-from publisher.errors import PublisherError, StateError
+from publisher.cron import ScheduleSettings
+from publisher.errors import PublisherError
 from publisher.plural import count
 
 if TYPE_CHECKING:
@@ -47,11 +36,13 @@ if TYPE_CHECKING:
     from publisher.deliver.send import Progress as SendProgress
     from publisher.models import PublishReport
     from publisher.pipeline import Progress
+    from publisher.state.leader import Claim, Term
 
 log = logging.getLogger(__name__)
 JOB_ID = "publish"
 JOB_FUNC = "publisher.schedule:run_job"
 RESUME_FUNC = "publisher.schedule:resume_delivery"
+RESUME_RUNS = "publisher.schedule:resume_runs"  # on a database server: runs an earlier leader left, then the journal
 STOP = threading.Event()  # set on SIGTERM/SIGINT: a run finishes its current message, the scheduler exits
 
 
@@ -65,7 +56,7 @@ def load_settings(config: Path | None, cwd: Path) -> tuple[Settings, ScheduleSet
 
 # --- one run ---------------------------------------------------------------------------------------
 
-def _clock() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -129,18 +120,22 @@ def _failed(stamp: str, error: Exception) -> RunResult:
     return RunResult(1, line)
 
 
-def run_job(config: str, wait: float | None = None) -> RunResult:
+def run_job(config: str, wait: float | None = None, due: str | None = None) -> RunResult:
     """The scheduled job, stored in the job store by this name (publisher.schedule:run_job) with the
-    config path ('' for the built-in defaults). `wait`: seconds to wait for the run lock (default: catch_up)."""
-    started, timer = _clock(), time.perf_counter()
+    config path ('' for the built-in defaults). `wait`: seconds to wait for the run lock (default: catch_up).
+    `due`: the fire time (ISO UTC, given by the service's executor): on a database server, the leader
+    claims the run by it, so that it runs once whichever scheduler leads."""
+    started, timer = utc_now(), time.perf_counter()
     stamp = f"{started:%Y-%m-%d %H:%M:%S} UTC"
     try:
         settings, plan = load_settings(Path(config) if config else None, Path.cwd())
         stamp = f"{started.astimezone(plan.tz):%Y-%m-%d %H:%M:%S %Z}"
         patience = plan.catch_up_seconds if wait is None else wait
+        if due is not None and not settings.paths.state.is_sqlite:
+            return claimed_run(settings, plan, due, patience)
         with lock.acquire(settings.paths.state, patience, "the scheduled run", stop=STOP.is_set,
                           hint="this run is skipped; the next one goes ahead as scheduled"):
-            report, delivery = publish_and_deliver(settings, _clock, STOP.is_set)
+            report, delivery = publish_and_deliver(settings, utc_now, STOP.is_set)
         for problem in report.problems:
             log.warning("%s: %s", problem.severity, problem)
         return _summary(stamp, report, _carried(settings, report.digest), delivery, time.perf_counter() - timer)
@@ -150,7 +145,7 @@ def run_job(config: str, wait: float | None = None) -> RunResult:
 
 def resume_delivery(config: str) -> RunResult:
     """At start: finish a delivery that a stop (or a crash) left unfinished, as `publisher send` would."""
-    started, timer = _clock(), time.perf_counter()
+    started, timer = utc_now(), time.perf_counter()
     stamp = f"{started:%Y-%m-%d %H:%M:%S} UTC"
     try:
         settings, plan = load_settings(Path(config) if config else None, Path.cwd())
@@ -158,7 +153,7 @@ def resume_delivery(config: str) -> RunResult:
                           hint="'publisher send' or the next run finishes it"):
             from publisher.deliver.send import deliver_pending
 
-            delivery = deliver_pending(settings, _clock, STOP.is_set)
+            delivery = deliver_pending(settings, utc_now, STOP.is_set)
     except Exception as e:
         return _failed(stamp, e)
     if not delivery.digests:
@@ -169,228 +164,121 @@ def resume_delivery(config: str) -> RunResult:
     return RunResult(130 if delivery.stopped else 1 if delivery.failed else 0, line)
 
 
-# --- the scheduler -----------------------------------------------------------------------------------
+# --- a run on a shared state: claimed once, by the leader -----------------------------------------------
 
-BUSY_TIMEOUT = 300  # seconds the job store waits for the state database (a publish holds one transaction)
-STORE_RETRY = 10  # seconds before the scheduler tries a job store that failed again
+class Leading:
+    """The leadership term of this process while it leads (set by the service; None while it waits)."""
 
-
-@functools.cache
-def _apscheduler() -> Any:
-    """Import APScheduler, register CronSchedule as a trigger, and return our BlockingScheduler class."""
-    from apscheduler.schedulers.base import STATE_STOPPED  # type: ignore[import-untyped]
-    from apscheduler.schedulers.blocking import BlockingScheduler  # type: ignore[import-untyped]
-    from apscheduler.triggers.base import BaseTrigger  # type: ignore[import-untyped]
-
-    BaseTrigger.register(CronSchedule)
-
-    class Scheduler(BlockingScheduler):  # type: ignore[misc]
-        """A BlockingScheduler safe to shut down from another thread (a signal's). In APScheduler 3,
-        shutdown() changes the state while the main loop may be submitting due jobs (then remove_job
-        fails and the loop dies), and the loop looks for due jobs once more after shutdown (a job due
-        then goes to the stopped executor, fails, and its next run time is advanced: a lost run). Here
-        both happen under the job stores' lock, and no job is looked for once the state is stopped.
-        APScheduler retries a job store it cannot read, but a failed write (the next run time, while a
-        publish holds the state database longer than BUSY_TIMEOUT) ended its main loop: here it is one
-        line and a retry. The run already submitted may then run once more: publish is idempotent."""
-
-        def _process_jobs(self) -> Any:
-            from sqlalchemy.exc import SQLAlchemyError
-
-            with self._jobstores_lock:
-                if self.state == STATE_STOPPED:
-                    return None
-                try:
-                    return super()._process_jobs()
-                except SQLAlchemyError as e:  # storing a next run time failed (busy or full): try again soon
-                    log.warning("the job store could not be written (%s): trying again in %g s",
-                                str(e).splitlines()[0], self.jobstore_retry_interval)
-                    return self.jobstore_retry_interval
-
-        def shutdown(self, wait: bool = True) -> None:
-            with self._jobstores_lock:
-                super().shutdown(wait)
-
-    return Scheduler
+    term: Term | None = None
 
 
-def _human(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 120:
-        return f"{seconds} s"
-    minutes, hours = seconds // 60, seconds // 3600
-    return f"{minutes} min" if hours < 2 else f"{hours} h {minutes % 60} min"
+def _stamp(run_id: str, plan: ScheduleSettings) -> str:
+    return f"{datetime.fromisoformat(run_id).astimezone(plan.tz):%Y-%m-%d %H:%M:%S %Z}"
 
 
-class Service:
-    """The `publisher schedule` process: `run_forever()` or `run_once()`; `stop()` is safe in a signal handler."""
+def run_id(due: datetime) -> str:
+    """A run's id in the runs table: its fire time, ISO UTC (every leader reads it from the job store)."""
+    return due.astimezone(UTC).isoformat()
 
-    def __init__(self, settings: Settings, plan: ScheduleSettings) -> None:
-        self.settings, self.plan = settings, plan
-        self.config = str(settings.source) if settings.source else ""
-        self.trigger = CronSchedule(plan.cron, plan.timezone, plan.jitter)
-        self.scheduler: Any = None
-        self.error: Exception | None = None
-        self.results: list[RunResult] = []
-        self._guard = threading.Lock()
-        self._down = False
 
-    def _when(self, moment: datetime | None) -> str:
-        if moment is None:  # a trigger that never fires (config validation refuses such a cron)
-            return "never"
-        return f"{moment.astimezone(self.plan.tz):%Y-%m-%d %H:%M:%S %Z} ({moment.astimezone(UTC):%H:%M:%S} UTC)"
+def _claim(settings: Settings, term: Term, run: str) -> tuple[Claim, int | None]:
+    from publisher.state import leader
+    from publisher.state.server import server_connection
 
-    def _build(self, persistent: bool) -> Any:
-        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED  # type: ignore[import-untyped]
-        from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
-        from apscheduler.jobstores.memory import MemoryJobStore  # type: ignore[import-untyped]
-        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore  # type: ignore[import-untyped]
+    with server_connection(settings.paths.state, write=True) as conn:
+        return leader.claim(conn, run, term.me, term.epoch)
 
-        state = self.settings.paths.state
-        engine_options = {"connect_args": {"timeout": BUSY_TIMEOUT}} if state.is_sqlite else {"pool_pre_ping": True}
-        default = SQLAlchemyJobStore(url=state.url.render_as_string(hide_password=False), tablename="apscheduler_jobs",
-                                     engine_options=engine_options) if persistent else MemoryJobStore()
-        scheduler = _apscheduler()(
-            timezone=self.plan.tz, jobstores={"default": default, "memory": MemoryJobStore()},
-            jobstore_retry_interval=STORE_RETRY,
-            executors={"default": ThreadPoolExecutor(max_workers=1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": self.plan.catch_up_seconds})
-        scheduler.add_listener(self._not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
-        return scheduler
 
-    def _start(self) -> None:
-        """Run the scheduler until it is shut down; then raise what went wrong while starting, if anything."""
-        from sqlalchemy.exc import SQLAlchemyError
+def _mark(settings: Settings, term: Term, run: str, status: str) -> None:
+    """Record the run's progress, fenced by the epoch; a later leader's takeover is said in one line."""
+    from publisher.state import leader
+    from publisher.state.server import server_connection
 
+    with server_connection(settings.paths.state, write=True) as conn:
+        if not leader.mark(conn, run, term.epoch, status):
+            log.warning("run %s: a later leader took this run over; this scheduler (epoch %d) leaves it", run,
+                        term.epoch)
+
+
+def _skipped(stamp: str, what: Claim, before: int | None) -> RunResult:
+    reason = {"done": f"already done (by the leader of epoch {before})",
+              "busy": "already started by this scheduler",
+              "lost": "this scheduler no longer leads"}[what.value]
+    line = f"run {stamp}: not run{' again' if what.value != 'lost' else ''}: {reason}"
+    log.log(logging.WARNING if what.value == "lost" else logging.INFO, "%s", line)
+    return RunResult(0, line)
+
+
+def claimed_run(settings: Settings, plan: ScheduleSettings, run: str, patience: float) -> RunResult:
+    """The run `run` (its fire time), claimed by this leader under the run lock, then published (unless
+    an earlier leader recorded its publish) and delivered; recorded done unless stopped or lost mid-way."""
+    from publisher.deliver.send import deliver_pending
+    from publisher.pipeline import publish
+    from publisher.state.leader import DONE, PUBLISHED, Claim
+
+    stamp, timer, term = _stamp(run, plan), time.perf_counter(), Leading.term
+    if term is None:
+        return _skipped(stamp, Claim.LOST, None)
+
+    def stop() -> bool:
+        return STOP.is_set() or not term.held()
+
+    with lock.acquire(settings.paths.state, patience, "the scheduled run", stop=stop,
+                      hint="this run is skipped; the next one goes ahead as scheduled"):
+        what, before = _claim(settings, term, run)
+        if what not in (Claim.NEW, Claim.PUBLISH, Claim.DELIVER):
+            return _skipped(stamp, what, before)
+        if before is not None:
+            log.warning("run %s: taken over from the leader of epoch %d, which stopped before finishing it%s",
+                        stamp, before, ": its delivery is resumed" if what is Claim.DELIVER else "")
         try:
-            self.scheduler.start()
-        except SQLAlchemyError as e:
-            self.error = e
-        if isinstance(self.error, SQLAlchemyError):
-            raise StateError(f"{self.settings.paths.state}: the scheduler's job store cannot be used: {self.error}",
-                             "check the file, or move it away to start a new state") from self.error
-        if self.error is not None:
-            raise self.error
+            report = None if what is Claim.DELIVER else publish(settings, utc_now())
+            if report is not None:
+                _mark(settings, term, run, PUBLISHED)
+            # the journal rows it claims are leased as long as the lead: a dead leader's return as soon
+            delivery = deliver_pending(settings, utc_now, stop, lease=term.ttl)
+        except Exception:
+            if term.held() and not STOP.is_set():  # the run was tried and failed (logged): not tried again
+                _mark(settings, term, run, DONE)
+            raise
+        if not delivery.stopped:
+            _mark(settings, term, run, DONE)
+    if report is None:
+        return _resumed(stamp, delivery, time.perf_counter() - timer)
+    for problem in report.problems:
+        log.warning("%s: %s", problem.severity, problem)
+    return _summary(stamp, report, _carried(settings, report.digest), delivery, time.perf_counter() - timer)
 
-    def run_forever(self) -> None:
-        """The foreground scheduler. A second one on the same state raises lock.Busy at once."""
-        from apscheduler.events import EVENT_SCHEDULER_STARTED
 
-        with lock.acquire_scheduler(self.settings.paths.state):
-            self.scheduler = self._build(persistent=True)
-            self.scheduler.add_listener(self._started, EVENT_SCHEDULER_STARTED)
-            # however slow the start (a busy job store), these date jobs run: no misfire_grace_time
-            self.scheduler.add_job(RESUME_FUNC, "date", id="resume", jobstore="memory", args=[self.config],
-                                   name="finish an unfinished delivery", misfire_grace_time=None)
-            log.info("scheduler started (pid %d) for %s: %s, catch_up %s", os.getpid(), self.settings.paths.state,
-                     self.trigger, self.plan.catch_up)
-            self._start()
-        log.info("scheduler stopped")
+def _resumed(stamp: str, delivery: DeliveryReport, seconds: float) -> RunResult:
+    line = (f"run {stamp}: finished: {delivery.sent} sent, {delivery.failed} failed, {delivery.bounced} bounced "
+            f"(its publish was done by the earlier leader); {seconds:.2f} s")
+    log.log(logging.WARNING if delivery.failed else logging.INFO, "%s", line)
+    return RunResult(130 if delivery.stopped else 1 if delivery.failed else 0, line)
 
-    def run_once(self) -> RunResult:
-        """One run now, through the same scheduler, executor, job function and lock (wait 0)."""
-        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, EVENT_SCHEDULER_STARTED
 
-        self.scheduler = self._build(persistent=False)
-        self.scheduler.add_listener(self._once_done, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
-        self.scheduler.add_listener(lambda _event: STOP.is_set() and self._shutdown(False), EVENT_SCHEDULER_STARTED)
-        self.scheduler.add_job(JOB_FUNC, "date", id="once", args=[self.config], kwargs={"wait": 0},
-                               name="publisher publish (once)", misfire_grace_time=None)
-        self._start()
-        return self.results[0] if self.results else RunResult(130, "stopped before the run started")
+def resume_runs(config: str) -> RunResult:
+    """When a scheduler becomes leader on a database server: finish the runs earlier leaders left
+    unfinished (by their fire time), then any delivery left in the journal (as `resume_delivery`)."""
+    from publisher.state import leader
+    from publisher.state.server import server_connection
 
-    def stop(self, signum: int) -> None:
-        """From a signal handler: a run in progress finishes its current message; then the scheduler exits."""
-        if not STOP.is_set():
-            STOP.set()
-            log.warning("%s received: stopping (a run in progress finishes its current message first)",
-                        signal.Signals(signum).name)
-        if self.scheduler is not None and self.scheduler.running:
-            threading.Thread(target=self._shutdown, name="publisher-stop", daemon=True).start()
+    results: list[RunResult] = []
+    try:
+        settings, plan = load_settings(Path(config) if config else None, Path.cwd())
+        term = Leading.term
+        if term is not None:
+            with server_connection(settings.paths.state, write=True) as conn:
+                left = leader.unfinished(conn, term.epoch)
+            results = [_finish(settings, plan, run) for run in left]
+    except Exception as e:
+        return _failed(f"{utc_now():%Y-%m-%d %H:%M:%S} UTC", e)
+    journal = resume_delivery(config)
+    return max([*results, journal], key=lambda result: result.exit_code)
 
-    def _shutdown(self, wait: bool = True) -> bool:
-        from apscheduler.schedulers import SchedulerNotRunningError  # type: ignore[import-untyped]
 
-        with self._guard:
-            if self._down:
-                return False
-            self._down = True
-        with contextlib.suppress(SchedulerNotRunningError):
-            self.scheduler.shutdown(wait=wait)
-        return True
-
-    def _started(self, _event: Any) -> None:
-        """On start, before the first look for due jobs: make the stored job match the config."""
-        try:
-            self._reconcile()
-        except Exception as e:  # noted here; raised by _start once the scheduler is down
-            self.error = e
-            self._shutdown(False)
-            return
-        if STOP.is_set():
-            self._shutdown(False)
-
-    def _reconcile(self) -> None:
-        scheduler = self.scheduler
-        options: dict[str, Any] = {"args": (self.config,), "misfire_grace_time": self.plan.catch_up_seconds,
-                                   "coalesce": True, "max_instances": 1, "name": "publisher publish"}
-        try:
-            job = scheduler.get_job(JOB_ID, "default")
-        except Exception as e:  # stored by an incompatible version: store it again
-            log.warning("the stored job could not be read (%r): it is stored again from the config", e)
-            scheduler.remove_job(JOB_ID, "default")
-            job = None
-        if job is None:
-            job = scheduler.add_job(JOB_FUNC, self.trigger, id=JOB_ID, jobstore="default", **options)
-            log.info("job stored: %s; next run %s", self.trigger, self._when(job.next_run_time))
-            return
-        changes = {key: value for key, value in options.items() if getattr(job, key) != value}
-        if job.func_ref != JOB_FUNC:
-            changes["func"] = JOB_FUNC
-        rescheduled = not self.trigger.same_times(job.trigger)
-        if rescheduled:  # what reschedule_job does, in the same single write as the other changes
-            changes.update(trigger=self.trigger, next_run_time=self.trigger.get_next_fire_time(None, _clock()))
-        elif str(job.trigger) != str(self.trigger):
-            changes["trigger"] = self.trigger  # jitter only: the next run time stays
-        else:
-            self._missed_while_down(job.next_run_time)
-        old = job.trigger
-        if changes:  # one write, logged once stored: a kill before it leaves the stored job as it was
-            job = scheduler.modify_job(JOB_ID, "default", **changes)
-        if rescheduled:
-            log.info("schedule changed from %s to %s: rescheduled", old, self.trigger)
-        updated = sorted(set(changes) - ({"trigger", "next_run_time"} if rescheduled else set()))
-        if updated:
-            log.info("job updated from the config: %s", ", ".join(updated))
-        log.info("next run %s", self._when(job.next_run_time))
-
-    def _missed_while_down(self, due: datetime | None) -> None:
-        now = _clock()
-        if due is None or due > now:
-            return
-        missed, last = 1, due
-        while missed < 100_000 and (found := self.trigger.next_time(last, last)) and found[0] <= now:
-            missed, last = missed + 1, found[0]
-        runs = f"{missed} runs were missed while stopped, the last" if missed > 1 else "a run was missed while stopped"
-        late = (now - last).total_seconds()
-        if late <= self.plan.catch_up_seconds:
-            log.info("%s due %s: it starts now, %s late (within catch_up = %s)", runs, self._when(last), _human(late),
-                     self.plan.catch_up)
-
-    def _not_run(self, event: Any) -> None:
-        """EVENT_JOB_MISSED and EVENT_JOB_MAX_INSTANCES, in plain words (APScheduler's own line is terse)."""
-        now = _clock()
-        if hasattr(event, "scheduled_run_times"):
-            log.warning("the run due %s was not started: the previous run is still going",
-                        self._when(event.scheduled_run_times[-1]))
-            return
-        due = event.scheduled_run_time
-        following = self.trigger.next_time(now, now)
-        log.warning("skipped the run due %s: it would start %s late, more than catch_up = %s; next run %s",
-                    self._when(due), _human((now - due).total_seconds()), self.plan.catch_up,
-                    self._when(following[0]) if following else "never")
-
-    def _once_done(self, event: Any) -> None:
-        retval = getattr(event, "retval", None)
-        self.results.append(retval if isinstance(retval, RunResult) else RunResult(1, "the run did not complete"))
-        threading.Thread(target=self._shutdown, name="publisher-once", daemon=True).start()
+def _finish(settings: Settings, plan: ScheduleSettings, run: str) -> RunResult:
+    try:
+        return claimed_run(settings, plan, run, plan.catch_up_seconds)
+    except Exception as e:  # one run's error is one line; the others are still finished
+        return _failed(_stamp(run, plan), e)

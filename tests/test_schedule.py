@@ -264,17 +264,17 @@ def test_a_job_store_write_that_fails_is_one_line_and_the_scheduler_goes_on(
         site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """The state database held by another writer for longer than the job store waits (1 s here): the
     scheduler cannot store the next run time. It says so in one line and tries again; runs go on."""
-    from publisher import schedule
+    from publisher import schedule, schedule_service
     from publisher.config import load_settings
 
-    monkeypatch.setattr(schedule, "BUSY_TIMEOUT", 1)
-    monkeypatch.setattr(schedule, "STORE_RETRY", 1)
+    monkeypatch.setattr(schedule_service, "BUSY_TIMEOUT", 1)
+    monkeypatch.setattr(schedule_service, "STORE_RETRY", 1)
     monkeypatch.chdir(site.root)
     caplog.set_level(logging.INFO, logger="publisher.schedule")
     news(site)
     set_schedule(site, "* * * * * *", timezone="UTC")
     settings = load_settings(None, site.root)
-    service = schedule.Service(settings, settings.schedule)
+    service = schedule_service.Service(settings, settings.schedule)
     schedule.STOP.clear()
     thread = threading.Thread(target=service.run_forever, daemon=True)
     thread.start()

@@ -22,7 +22,7 @@ def _log_runs() -> None:
     """The scheduler's own lines (one per run, skipped runs, start and stop) are always shown, with a time."""
     import logging
 
-    logging.getLogger("publisher.schedule").setLevel(logging.INFO)
+    logging.getLogger("publisher.schedule").setLevel(logging.INFO)  # the service and the lead loop log here too
     for handler in logging.getLogger().handlers:
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
 
@@ -48,16 +48,21 @@ def _print_next(count: int, plan: ScheduleSettings, clock: str | None) -> None:
               help="Print the next N run times (in the schedule's timezone and in UTC) and exit.")
 @click.option("--once", is_flag=True, help="Run the job once now, through the scheduler, and exit.")
 @clock_option
-def schedule(config: Path | None, count: int | None, once: bool, clock: str | None) -> None:
+@click.option("--lease", type=click.FloatRange(0.5, 3600), default=30.0, envvar="PUBLISHER_SCHEDULER_LEASE",
+              hidden=True, help="Seconds a leader's lease lasts unrenewed (state on a database server).")
+def schedule(config: Path | None, count: int | None, once: bool, clock: str | None, lease: float) -> None:
     """Publish and deliver on the [schedule] cron, in the foreground, until SIGTERM or Ctrl-C.
 
     The next run time is kept in the state database: a run missed while stopped starts once on restart
     if it is at most schedule.catch_up late, else it is skipped (with a log line). One line is logged per
-    run. A second scheduler on the same state exits at once (exit code 75), naming the pid of the first.
+    run. On an SQLite state, a second scheduler exits at once (exit code 75), naming the pid of the first.
+    On a state on a database server (PostgreSQL), any number may run: one leads and runs the jobs, the
+    others wait and take over within 30 s when the leader dies.
     --clock only applies to --next.
     """
     from publisher.errors import PublisherError
-    from publisher.schedule import STOP, Service, load_settings
+    from publisher.schedule import STOP, load_settings
+    from publisher.schedule_service import Service
 
     if count and once:
         raise click.UsageError("give --next or --once, not both")
@@ -71,7 +76,7 @@ def schedule(config: Path | None, count: int | None, once: bool, clock: str | No
         _print_next(count, plan, clock)
         return
     _log_runs()
-    service = Service(settings, plan)
+    service = Service(settings, plan, lease)
     STOP.clear()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, _frame: service.stop(number))

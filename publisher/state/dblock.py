@@ -21,7 +21,7 @@ from publisher.state.engine import SERVER_HINT, first_line
 from publisher.state.location import StateLocation
 
 NAMESPACE = 0x7075626C  # "publ": the first key of every publisher advisory lock
-RUN, SCHEDULER = 1, 2
+RUN = 1  # (2 was the scheduler's: schedulers now elect a leader with a lease, publisher.state.leader)
 POLL = 0.2
 HOLDER = sa.text("SELECT a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON "
                  "a.pid = l.pid WHERE l.locktype = 'advisory' AND l.classid = :ns AND l.objid = :key "
