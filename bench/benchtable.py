@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,39 @@ def _rss_mb(max_rss: int) -> float:
     return max_rss / (1024 * 1024) if sys.platform == "darwin" else max_rss / 1024
 
 
+@dataclass
+class Child:
+    """A CLI subprocess started by `spawn`, its output going to temporary files until `reap`."""
+
+    proc: subprocess.Popen[bytes]
+    out: IO[bytes]
+    err: IO[bytes]
+    started: float
+
+
+def spawn(cmd: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> Child:
+    """Start `cmd` in the background (several may run at once; `reap` each)."""
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115 (closed by reap)
+    started = time.perf_counter()
+    proc = subprocess.Popen(list(cmd), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+    return Child(proc, out, err, started)
+
+
+def reap(child: Child) -> Run:
+    """Wait for `child`; wall time from its spawn to its exit, and its own peak RSS (os.wait4)."""
+    try:
+        _, status, usage = os.wait4(child.proc.pid, 0)
+        seconds = time.perf_counter() - child.started
+        child.proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; tell Popen so it does not wait
+        child.out.seek(0)
+        child.err.seek(0)
+        return Run(seconds, child.proc.returncode, child.out.read().decode("utf-8", "replace"),
+                   child.err.read().decode("utf-8", "replace"), _rss_mb(usage.ru_maxrss))
+    finally:
+        child.out.close()
+        child.err.close()
+
+
 def run(cmd: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
     """Run `cmd` to completion; wall time from spawn to exit, and the child's own peak RSS (os.wait4)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; tell Popen so it does not wait
-        out.seek(0)
-        err.seek(0)
-        return Run(seconds, proc.returncode, out.read().decode("utf-8", "replace"),
-                   err.read().decode("utf-8", "replace"), _rss_mb(usage.ru_maxrss))
+    return reap(spawn(cmd, cwd, env))
