@@ -23,6 +23,8 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from publisher.config import SmtpSettings
 from publisher.deliver.smtp import SmtpLoginError, SmtpSetupError, SmtpTransport
@@ -58,15 +60,31 @@ class Mailbox:
 
     `refuse(address, reply, at=...)` answers `reply` to MAIL (address = the sender), RCPT or DATA (address = the
     recipient) `times` times (-1: always). `drop_on_mail` hangs up without a reply when MAIL arrives (that many
-    times, -1: always); `close_every` hangs up after every n-th accepted message."""
+    times, -1: always); `close_every` hangs up after every n-th accepted message.
 
-    def __init__(self) -> None:
+    `pipelining=True` adds PIPELINING to the EHLO answer (aiosmtpd reads commands in order from its buffer,
+    so it can take them pipelined, but does not say so). `grouped` records, for each MAIL, whether the RCPT
+    and DATA after it were already waiting in the server's buffer (sent in the same write), `rsets` counts RSET."""
+
+    def __init__(self, pipelining: bool = False) -> None:
         self.received: list[Received] = []
         self.rules: dict[tuple[str, str], list[Any]] = {}
         self.drop_on_mail = 0
         self.close_every = 0
         self.quits = 0
+        self.rsets = 0
+        self.pipelining = pipelining
+        self.grouped: list[bool] = []
         self.lock = threading.Lock()
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname  # the 5-argument hook must set it (aiosmtpd 1.4)
+        return [*responses[:-1], "250-PIPELINING", *responses[-1:]] if self.pipelining else responses
+
+    async def handle_RSET(self, server: Any, session: Any, envelope: Any) -> str:
+        self.rsets += 1
+        return "250 OK"
 
     def refuse(self, address: str, reply: str, *, at: str = "RCPT", times: int = -1) -> None:
         self.rules[(at, address)] = [reply, times]
@@ -79,6 +97,8 @@ class Mailbox:
         return str(rule[0])
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        waiting = bytes(server._reader._buffer).lower()  # what came after MAIL and is not read yet
+        self.grouped.append(waiting.startswith(b"rcpt to:") and b"\r\ndata\r\n" in waiting)
         if self.drop_on_mail:
             self.drop_on_mail -= 1 if self.drop_on_mail > 0 else 0
             server.transport.close()  # no reply at all: the client reads EOF
@@ -212,8 +232,9 @@ class Accounts:
 # --- reuse and reconnects -----------------------------------------------------------------------------------------
 
 
-def test_many_messages_go_over_one_connection_byte_for_byte() -> None:
-    with smtp_server() as server:
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_many_messages_go_over_one_connection_byte_for_byte(pipelining: bool) -> None:
+    with smtp_server(Mailbox(pipelining)) as server:
         transport = SmtpTransport(smtp_settings(server.port), None)
         sent = [outgoing(reader(n), n) for n in range(20)]
         for message in sent:
@@ -222,6 +243,7 @@ def test_many_messages_go_over_one_connection_byte_for_byte() -> None:
         transport.close()
         transport.close()  # twice is fine
         assert server.mailbox.quits == 1
+        assert server.mailbox.grouped == [pipelining] * 20  # MAIL, RCPT and DATA in one write, or one by one
         received = server.mailbox.received
         assert [(r.sender, r.recipient, r.data) for r in received] == [(SENDER, m.recipient, m.data) for m in sent]
         for n, r in enumerate(received):
@@ -232,8 +254,10 @@ def test_many_messages_go_over_one_connection_byte_for_byte() -> None:
             assert lines[1:3] == [".a line that starts with a dot", "..and two"]  # dot-stuffing undone
 
 
-def test_a_connection_the_server_closed_between_messages_is_reopened_and_nothing_is_lost_or_doubled() -> None:
-    mailbox = Mailbox()
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_a_connection_the_server_closed_between_messages_is_reopened_and_nothing_is_lost_or_doubled(
+        pipelining: bool) -> None:
+    mailbox = Mailbox(pipelining)
     mailbox.close_every = 2
     with smtp_server(mailbox) as server, SmtpTransport(smtp_settings(server.port), None) as transport:
         for n in range(5):
@@ -258,8 +282,9 @@ def test_a_server_restart_between_messages_is_survived() -> None:
     assert [r.recipient for r in second.received] == [reader(2), reader(3)]
 
 
-def test_a_connection_dropped_again_after_the_one_reconnect_is_a_connection_failure() -> None:
-    mailbox = Mailbox()
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_a_connection_dropped_again_after_the_one_reconnect_is_a_connection_failure(pipelining: bool) -> None:
+    mailbox = Mailbox(pipelining)
     with smtp_server(mailbox) as server, SmtpTransport(smtp_settings(server.port), None) as transport:
         transport.send(outgoing(reader(0), 0))
         mailbox.drop_on_mail = -1
@@ -272,8 +297,9 @@ def test_a_connection_dropped_again_after_the_one_reconnect_is_a_connection_fail
         assert [r.recipient for r in mailbox.received] == [reader(0), reader(2)]
 
 
-def test_a_single_drop_mid_message_is_retried_once_and_delivered_once() -> None:
-    mailbox = Mailbox()
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_a_single_drop_mid_message_is_retried_once_and_delivered_once(pipelining: bool) -> None:
+    mailbox = Mailbox(pipelining)
     with smtp_server(mailbox) as server, SmtpTransport(smtp_settings(server.port), None) as transport:
         transport.send(outgoing(reader(0), 0))
         mailbox.drop_on_mail = 1
@@ -281,8 +307,9 @@ def test_a_single_drop_mid_message_is_retried_once_and_delivered_once() -> None:
         assert mailbox.copies(reader(1)) == 1 and server.connections == 2
 
 
-def test_a_421_once_is_answered_by_a_reconnect_and_the_message_arrives() -> None:
-    mailbox = Mailbox()
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_a_421_once_is_answered_by_a_reconnect_and_the_message_arrives(pipelining: bool) -> None:
+    mailbox = Mailbox(pipelining)
     mailbox.refuse(reader(1), "421 4.3.2 Shutting down, come back later", times=1)
     with smtp_server(mailbox) as server, SmtpTransport(smtp_settings(server.port), None) as transport:
         for n in range(3):
@@ -302,13 +329,16 @@ def test_a_421_once_is_answered_by_a_reconnect_and_the_message_arrives() -> None
     ("DATA", "451 4.3.0 Local error in processing", TemporaryFailure, 0),
     ("DATA", "452 4.3.1 Insufficient system storage", TemporaryFailure, 0),
     ("MAIL", "451 4.3.0 Sender check unavailable", TemporaryFailure, 0),
+    ("MAIL", "421 4.3.2 Service shutting down", TemporaryFailure, 2),
     ("RCPT", "550 5.1.1 No such user", PermanentFailure, 0),
     ("RCPT", "553 5.1.3 Bad address syntax", PermanentFailure, 0),
     ("DATA", "554 5.6.0 Message rejected as spam", PermanentFailure, 0),
 ])
-def test_refusals_map_to_their_failure_and_code(at: str, reply: str, kind: type[SendFailure], reconnects: int) -> None:
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_refusals_map_to_their_failure_and_code(at: str, reply: str, kind: type[SendFailure], reconnects: int,
+                                                pipelining: bool) -> None:
     code = int(reply[:3])
-    mailbox = Mailbox()
+    mailbox = Mailbox(pipelining)
     refused = outgoing(reader(1), 1)
     if at == "MAIL":  # a sender refusal: send the refused message from another sender
         refused = Outgoing("d1", "s1", "blocked@example.com", reader(1), refused.data)
@@ -324,10 +354,14 @@ def test_refusals_map_to_their_failure_and_code(at: str, reply: str, kind: type[
         transport.send(outgoing(reader(2), 2))  # the next message goes through (and RSET left no envelope open)
         assert [r.recipient for r in mailbox.received] == [reader(0), reader(2)]
         assert server.connections == 1 + reconnects  # 421: closed, reopened, refused again -> one more for reader 2
+        if pipelining:
+            assert mailbox.rsets == (0 if code == 421 else 1)  # a 421 closes the connection instead
+            assert all(mailbox.grouped)
 
 
-def test_a_refused_sender_is_a_setup_error_not_a_bounce() -> None:
-    mailbox = Mailbox()
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_a_refused_sender_is_a_setup_error_not_a_bounce(pipelining: bool) -> None:
+    mailbox = Mailbox(pipelining)
     mailbox.refuse("blocked@example.com", "553 5.7.1 Sender not allowed", at="MAIL")
     refused = Outgoing("d1", "s1", "blocked@example.com", reader(1), outgoing(reader(1), 1).data)
     with smtp_server(mailbox) as server, SmtpTransport(smtp_settings(server.port), None) as transport:
@@ -338,8 +372,9 @@ def test_a_refused_sender_is_a_setup_error_not_a_bounce() -> None:
         assert [r.recipient for r in mailbox.received] == [reader(2)]
 
 
-def test_550_for_chosen_recipients_leaves_the_others_delivered_on_the_same_connection() -> None:
-    mailbox = Mailbox()
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_550_for_chosen_recipients_leaves_the_others_delivered_on_the_same_connection(pipelining: bool) -> None:
+    mailbox = Mailbox(pipelining)
     bad = {reader(1), reader(4)}
     for address in bad:
         mailbox.refuse(address, "550 5.1.1 User unknown")
@@ -353,28 +388,79 @@ def test_550_for_chosen_recipients_leaves_the_others_delivered_on_the_same_conne
                 outcomes[reader(n)] = f"bounced {e.code}"
         assert outcomes == {reader(n): "bounced 550" if reader(n) in bad else "sent" for n in range(6)}
         assert sorted(r.recipient for r in mailbox.received) == sorted(set(map(reader, range(6))) - bad)
-        assert server.connections == 1
+        assert server.connections == 1 and mailbox.grouped == [pipelining] * 6
 
 
-def test_a_non_ascii_address_uses_smtputf8_when_offered_and_is_refused_when_not() -> None:
+class Lenient(Mailbox):
+    """Refuses a recipient at RCPT yet answers 354 to the pipelined DATA after it (RFC 2920 3.1 allows a server
+    this): the client must end that DATA with an empty message, then RSET."""
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        reply = await super().handle_RCPT(server, session, envelope, address, options)
+        if not reply.startswith("250"):
+            envelope.rcpt_tos.append(address)  # keeps the refused recipient, so DATA is not refused with 503
+        return reply
+
+
+@pytest.mark.parametrize(("reply", "kind"), [("550 5.1.1 No such user", PermanentFailure),
+                                             ("452 4.2.2 Mailbox full", TemporaryFailure)])
+def test_a_data_a_server_accepted_after_refusing_the_recipient_is_ended_empty_and_reset(
+        reply: str, kind: type[SendFailure]) -> None:
+    mailbox = Lenient(pipelining=True)
+    mailbox.refuse(reader(1), reply)
+    sent = [outgoing(reader(n), n) for n in range(3)]
+    with smtp_server(mailbox) as server, SmtpTransport(smtp_settings(server.port), None) as transport:
+        transport.send(sent[0])
+        with pytest.raises(SendFailure) as caught:
+            transport.send(sent[1])
+        assert type(caught.value) is kind and caught.value.code == int(reply[:3])
+        assert reply[4:] in str(caught.value)  # RCPT's reply, not the one to the empty message
+        transport.send(sent[2])
+        got = [(r.recipient, r.data) for r in mailbox.received]
+        assert got == [(reader(0), sent[0].data), (reader(1), b""), (reader(2), sent[2].data)]
+        assert mailbox.rsets == 1 and server.connections == 1 and mailbox.grouped == [True] * 3
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_a_non_ascii_address_uses_smtputf8_when_offered_and_is_refused_when_not(pipelining: bool) -> None:
     address = "jörg@example.org"
-    with smtp_server() as server, SmtpTransport(smtp_settings(server.port), None) as transport:
+    with smtp_server(Mailbox(pipelining)) as server, SmtpTransport(smtp_settings(server.port), None) as transport:
         transport.send(outgoing(address))
         assert [(r.recipient, "SMTPUTF8" in r.mail_options) for r in server.mailbox.received] == [(address, True)]
-    with smtp_server(enable_SMTPUTF8=False) as server, SmtpTransport(smtp_settings(server.port), None) as transport:
+    with smtp_server(Mailbox(pipelining), enable_SMTPUTF8=False) as server, \
+            SmtpTransport(smtp_settings(server.port), None) as transport:
         with pytest.raises(PermanentFailure, match="SMTPUTF8"):
             transport.send(outgoing(address))
         transport.send(outgoing(reader(0)))
         assert [r.recipient for r in server.mailbox.received] == [reader(0)]
 
 
-def test_an_idn_domain_goes_out_in_idna_form_without_smtputf8() -> None:
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_an_idn_domain_goes_out_in_idna_form_without_smtputf8(pipelining: bool) -> None:
     unicode_domain = "reader@b\u00fccher.example"  # as older rows kept it
-    with smtp_server(enable_SMTPUTF8=False) as server, SmtpTransport(smtp_settings(server.port), None) as transport:
+    with smtp_server(Mailbox(pipelining), enable_SMTPUTF8=False) as server, \
+            SmtpTransport(smtp_settings(server.port), None) as transport:
         transport.send(outgoing(unicode_domain))
         transport.send(outgoing(reader(1)))
         got = [(r.recipient, "SMTPUTF8" in r.mail_options) for r in server.mailbox.received]
         assert got == [("reader@xn--bcher-kva.example", False), (reader(1), False)]
+
+
+@pytest.fixture(scope="module")
+def pipelined_session() -> Iterator[tuple[Mailbox, SmtpTransport]]:
+    with smtp_server(Mailbox(pipelining=True)) as server, SmtpTransport(smtp_settings(server.port), None) as transport:
+        yield server.mailbox, transport
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(st.sampled_from(".. a\t=\u00e9"), max_size=6), max_size=8))
+def test_any_lines_with_leading_dots_arrive_as_they_were_sent(
+        pipelined_session: tuple[Mailbox, SmtpTransport], lines: list[str]) -> None:
+    mailbox, transport = pipelined_session
+    data = "".join(f"{line}\r\n" for line in lines).encode("utf-8") or b"\r\n"
+    transport.send(Outgoing("d", "s", SENDER, reader(0), data))
+    assert mailbox.received[-1].data == data  # dot-stuffed on the wire, unstuffed by the server
+    assert mailbox.grouped[-1]
 
 
 # --- no server, a mute server, a refusing greeting ----------------------------------------------------------------
@@ -453,13 +539,14 @@ def test_close_after_the_server_went_away_does_not_raise() -> None:
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
-def test_starttls_and_auth(mechanism: str, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext,
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_starttls_and_auth(mechanism: str, pipelining: bool, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext,
                            caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     accounts = Accounts("bob", PASSWORD)
     other = "LOGIN" if mechanism == "PLAIN" else "PLAIN"
-    with smtp_server(tls_context=server_tls, require_starttls=True, authenticator=accounts, auth_required=True,
-                     auth_exclude_mechanism=[other]) as server:
+    with smtp_server(Mailbox(pipelining), tls_context=server_tls, require_starttls=True, authenticator=accounts,
+                     auth_required=True, auth_exclude_mechanism=[other]) as server:
         transport = SmtpTransport(smtp_settings(server.port, "starttls", "bob"), PASSWORD, ssl_context=client_tls)
         for n in range(3):
             transport.send(outgoing(reader(n), n))
@@ -467,6 +554,7 @@ def test_starttls_and_auth(mechanism: str, server_tls: ssl.SSLContext, client_tl
         assert [(r.recipient, r.tls, r.user) for r in server.mailbox.received] == \
                [(reader(n), True, "bob") for n in range(3)]
         assert server.connections == 1 and accounts.mechanisms == [mechanism]
+        assert server.mailbox.grouped == [pipelining] * 3
     assert PASSWORD not in repr(transport)
     assert not [r for r in caplog.records if r.name.startswith("publisher") and PASSWORD in r.getMessage()]
 

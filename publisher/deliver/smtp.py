@@ -1,5 +1,10 @@
 """The SMTP transport: one smtplib connection, opened on the first message and reused for the rest.
 
+When the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one write and their three
+replies are read in order: two round trips a message (the envelope, then the content) instead of four.
+A refusal anywhere in the group is reported as it would be without pipelining (the first refused command's
+reply), a DATA accepted after a refused MAIL or RCPT is ended with an empty message, then RSET.
+
 Security is STARTTLS (EHLO, STARTTLS, EHLO), implicit TLS (SMTP_SSL) or none; AUTH (PLAIN/LOGIN, via
 smtplib.login) when a username is set. Envelope addresses go out with their domain in IDNA (ASCII) form;
 one with a non-ASCII local part is sent with SMTPUTF8 when the server offers it, else only that recipient
@@ -16,10 +21,11 @@ smtplib's debug output stays off. One transport is one connection and is not thr
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -40,6 +46,7 @@ LOGIN_HINT = "check [email.smtp] username and PUBLISHER_SMTP_PASSWORD"
 SECURITY_HINT = "check [email.smtp] security and port (usually starttls on 587, tls on 465)"
 CERT_HINT = "the server's certificate is not trusted for this host: check [email.smtp] host"
 CLOSING = 421  # "service not available, closing transmission channel"
+DOT_LINE = re.compile(rb"\n\.")  # a line that starts with a dot
 
 
 class SmtpSetupError(PublisherError):
@@ -81,13 +88,35 @@ def _by_code(code: int, text: str) -> SendFailure:
 
 
 def _stuffed(data: bytes) -> bytes:
-    """SMTP dot-stuffing (a line starting with '.' gets another) with bytes.replace instead of smtplib's
-    regular expression over the whole message: the same result, several times faster on 30 KB."""
-    data = data.replace(b"\n.", b"\n..")
+    """SMTP dot-stuffing (a line starting with '.' gets another). smtplib's `(?m)^\\.` tries every position;
+    a literal "\\n." lets `re` jump from one LF to the next: several times faster on 30 KB, and about 2.5
+    times faster than bytes.replace, whose search stops at every LF and every dot."""
+    data = DOT_LINE.sub(b"\n..", data)
     return b"." + data if data.startswith(b".") else data
 
 
-class _FastData(smtplib.SMTP):
+class _Client(smtplib.SMTP):
+    """smtplib.SMTP with a faster DATA (`_stuffed`), MAIL and RCPT without smtplib's quoteaddr (our envelope
+    addresses are bare and on one line already: `message.sendable`), and `pipelined`, for one recipient."""
+
+    def mail(self, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        self.putcmd("mail", self._from(sender, options))
+        return self.getreply()
+
+    def rcpt(self, recip: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        self.putcmd("rcpt", f"TO:<{recip}>" + ("".join(f" {o}" for o in options) if self.does_esmtp else ""))
+        return self.getreply()
+
+    def _from(self, sender: str, options: Sequence[str]) -> str:
+        """MAIL's argument; with SMTPUTF8 the commands go out in UTF-8 (as smtplib.SMTP.mail does)."""
+        if not options or not self.does_esmtp:
+            return f"FROM:<{sender}>"
+        if any(option.lower() == "smtputf8" for option in options):
+            if not self.has_extn("smtputf8"):
+                raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
+            self.command_encoding = "utf-8"
+        return f"FROM:<{sender}> " + " ".join(options)
+
     def data(self, msg: Any) -> tuple[int, bytes]:  # smtplib.SMTP.data, with _stuffed
         if not isinstance(msg, bytes):
             return super().data(msg)
@@ -95,16 +124,48 @@ class _FastData(smtplib.SMTP):
         code, reply = self.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
+        return self._content(msg)
+
+    def _content(self, msg: bytes) -> tuple[int, bytes]:
+        """The message after DATA's 354, dot-stuffed and ended with CRLF.CRLF; the server's reply to it."""
         body = _stuffed(msg)
         self.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
         return self.getreply()
 
+    def pipelined(self, sender: str, recipient: str, msg: bytes, options: Sequence[str]) -> None:
+        """sendmail to one recipient with MAIL, RCPT and DATA in one write (RFC 2920 PIPELINING), raising
+        what sendmail raises. Every reply of the group is read, in order, before anything else is sent; a 421
+        closes the connection (nothing more comes). A DATA the server took (354) although MAIL or RCPT was
+        refused is ended with an empty message (RFC 2920 3.1); the caller sends RSET after any refusal."""
+        size = [f"size={len(msg)}"] if self.has_extn("size") else []  # as sendmail
+        group = (f"mail {self._from(sender, [*size, *options])}", f"rcpt TO:<{recipient}>", "data")
+        if any("\r" in command or "\n" in command for command in group):
+            raise ValueError("an envelope address contains a line break")
+        self.send("\r\n".join(group) + "\r\n")
+        mail = self.getreply()
+        rcpt = mail if mail[0] == CLOSING else self.getreply()
+        data = rcpt if rcpt[0] == CLOSING else self.getreply()
+        if data[0] == CLOSING:
+            self.close()
+        elif data[0] == 354 and (mail[0] != 250 or rcpt[0] not in (250, 251)):
+            self.send(b".\r\n")
+            self.getreply()
+        if mail[0] != 250:
+            raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+        if rcpt[0] not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
+        if data[0] != 354:
+            raise smtplib.SMTPDataError(*data)
+        code, reply = self._content(msg)
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
 
-class _SMTP(_FastData):
+
+class _SMTP(_Client):
     pass
 
 
-class _SMTP_SSL(smtplib.SMTP_SSL, _FastData):
+class _SMTP_SSL(smtplib.SMTP_SSL, _Client):
     pass
 
 
@@ -128,7 +189,7 @@ class SmtpTransport:
         self._interval = 1.0 / rate if rate > 0 else 0.0
         self._clock, self._sleep = clock, sleep
         self._last: float | None = None  # clock() when the previous message started
-        self._smtp: smtplib.SMTP | None = None
+        self._smtp: _Client | None = None
 
     def __repr__(self) -> str:
         s = self._settings
@@ -170,7 +231,10 @@ class SmtpTransport:
         smtp = self._connection()
         options = self._mail_options(smtp, sender, recipient)
         try:
-            smtp.sendmail(sender, [recipient], message.data, mail_options=options)
+            if smtp.has_extn("pipelining"):
+                smtp.pipelined(sender, recipient, message.data, options)
+            else:
+                smtp.sendmail(sender, [recipient], message.data, mail_options=options)
         except smtplib.SMTPServerDisconnected as e:
             self._discard()
             raise _Dropped(ConnectionFailure(self._safe(f"{self._where}: connection lost: {e}"))) from e
@@ -187,7 +251,7 @@ class SmtpTransport:
             self._discard()
             raise ConnectionFailure(self._safe(f"{self._where}: {type(e).__name__}: {e}")) from e
 
-    def _mail_options(self, smtp: smtplib.SMTP, sender: str, recipient: str) -> list[str]:
+    def _mail_options(self, smtp: _Client, sender: str, recipient: str) -> list[str]:
         """SMTPUTF8 for an address with a non-ASCII local part (its domain is in IDNA form already) when the
         server offers it; else that one recipient cannot be reached through this server: PermanentFailure."""
         if (sender + recipient).isascii():
@@ -219,12 +283,12 @@ class SmtpTransport:
 
     # --- the connection -------------------------------------------------------------------------------------------
 
-    def _connection(self) -> smtplib.SMTP:
+    def _connection(self) -> _Client:
         if self._smtp is None:
             self._smtp = self._open()
         return self._smtp
 
-    def _open(self) -> smtplib.SMTP:
+    def _open(self) -> _Client:
         s = self._settings
         log.info("%s: connecting (security %s%s)", self._where, s.security,
                  f", user {s.username!r}" if s.username else "")
@@ -239,17 +303,17 @@ class SmtpTransport:
             raise self._open_failure(e) from None
         return smtp
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> _Client:
         s = self._settings
         limit: dict[str, Any] = {"timeout": s.timeout} if s.timeout > 0 else {}  # 0: wait as long as it takes
         if s.security == "tls":
-            smtp: smtplib.SMTP = _SMTP_SSL(s.host, s.port, context=self._tls(), **limit)
+            smtp: _Client = _SMTP_SSL(s.host, s.port, context=self._tls(), **limit)
         else:
             smtp = _SMTP(s.host, s.port, **limit)
         smtp.set_debuglevel(0)  # smtplib's debug output would show the AUTH exchange
         return smtp
 
-    def _start(self, smtp: smtplib.SMTP) -> None:
+    def _start(self, smtp: _Client) -> None:
         smtp.ehlo_or_helo_if_needed()
         if self._settings.security == "starttls":
             smtp.starttls(context=self._tls())
