@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from publisher.config import Settings, load_settings
-from publisher.deliver.message import MessageTemplate, header_line, mailbox_line, quoted_printable
+from publisher.deliver.message import MessageTemplate, header_line, mailbox_line, one_line, quoted_printable
 from publisher.deliver.tokens import list_id
 from publisher.errors import ConfigError
 from publisher.render.digest import UNSUBSCRIBE
@@ -133,6 +133,35 @@ def test_pieces_joined_around_a_long_url_keep_every_line_within_76(tmp_path: Pat
     parts = strict_parts(data)
     assert parts["plain"] == f"{long_line}{url}{long_line}\r\n"
     assert f'href="{url}"' in parts["html"]
+
+
+def test_an_url_with_html_specials_is_escaped_in_the_html_part_only(tmp_path: Path) -> None:
+    url = "https://example.com/unsubscribe?token=s1.abc&list=<a>&q=\"x\"'"
+    data = template(tmp_path).render(subscriber_id="s1", name="Ann", address="ann@example.org", unsubscribe_url=url)
+    parts = strict_parts(data)
+    assert f"Unsubscribe: {url}\r\n" in parts["plain"]
+    assert 'href="https://example.com/unsubscribe?token=s1.abc&amp;list=&lt;a&gt;&amp;q=&quot;x&quot;&#x27;"' \
+        in parts["html"]
+
+
+WHITESPACE_AND_CONTROLS = " \t\r\n\x0b\x0c\x1c\x1f\x85\xa0\u1680\u2007\u2028\u2029\u3000\x00\x7f\ud800\ufeff"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.one_of(st.sampled_from(WHITESPACE_AND_CONTROLS), st.characters()), max_size=60))
+def test_one_line_replaces_every_unprintable_character_and_collapses_spaces(text: str) -> None:
+    expected = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    got = one_line(text)
+    assert got == expected
+    assert got.isprintable() and "  " not in got and got == got.strip(" ")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("Weekly  news ", "Weekly news"), ("caf\u00e9 \u65e5\u672c", "caf\u00e9 \u65e5\u672c"),
+    ("a\r\nBcc: x", "a Bcc: x"), ("a\u2028b\x85c\u3000d\xa0e", "a b c d e"), ("\ud800x\x00", "x"), ("", ""),
+])
+def test_one_line_examples(value: str, expected: str) -> None:
+    assert one_line(value) == expected
 
 
 # --- headers ------------------------------------------------------------------------------------------------------

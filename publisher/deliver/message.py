@@ -44,7 +44,11 @@ SPECIALS = re.compile(r'[][\\()<>@,:;".]')  # as email.utils.specialsre
 
 def one_line(value: str) -> str:
     """A header value on one line: CR, LF and other control characters (U+2028, U+0085, lone
-    surrogates...) become spaces, runs of spaces one."""
+    surrogates...) become spaces, runs of spaces one. A printable string (the usual case) has no character
+    to replace, and the only whitespace str.split() sees in it is the ASCII space: it skips the per-character
+    pass."""
+    if value.isprintable():
+        return " ".join(value.split())
     return " ".join("".join(c if c.isprintable() else " " for c in value).split())
 
 
@@ -122,6 +126,12 @@ def _qp_pieces(text: str) -> list[bytes]:
     return [quoted_printable(piece).encode("ascii") for piece in text.split(UNSUBSCRIBE)]
 
 
+def _joint(url: str) -> bytes:
+    """What joins the quoted-printable pieces around the unsubscribe placeholder: the URL, encoded, between
+    soft line breaks."""
+    return (SOFT_BREAK + quoted_printable(url) + SOFT_BREAK).encode("ascii")
+
+
 class MessageTemplate:
     """A digest's message, built once; `render` makes one reader's bytes."""
 
@@ -152,10 +162,6 @@ class MessageTemplate:
         """Deterministic: the same digest and subscriber always give the same Message-ID."""
         return f"<{self.digest_id}.{subscriber_id}@{self.host}>"
 
-    @staticmethod
-    def _fill(pieces: list[bytes], url: str) -> bytes:
-        return (SOFT_BREAK + quoted_printable(url) + SOFT_BREAK).encode("ascii").join(pieces)
-
     def render(self, *, subscriber_id: str, name: str, address: str, unsubscribe_url: str) -> bytes:
         """One reader's message, CRLF line ends. The headers are ASCII unless the address has a non-ASCII
         local part (then it is UTF-8, to be sent with SMTPUTF8). The parts built once are bytes already:
@@ -164,6 +170,9 @@ class MessageTemplate:
         per_reader = (f"{mailbox_line('To', name, address)}Message-ID: {self.message_id(subscriber_id)}{CRLF}"
                       f"List-Unsubscribe: <{one_line(unsubscribe_url)}>,{CRLF} "
                       f"<mailto:unsubscribe@{host}?subject=unsubscribe%20{subscriber_id}>{CRLF}")
+        text_url = _joint(unsubscribe_url)
+        html_url = htmllib.escape(unsubscribe_url)  # the same string unless the URL has & < > " or '
         return b"".join((self.head, per_reader.encode("utf-8", errors="replace"), self.mime, self.text_head,
-                         self._fill(self.text_pieces, unsubscribe_url), self.html_head,
-                         self._fill(self.html_pieces, htmllib.escape(unsubscribe_url)), self.tail))
+                         text_url.join(self.text_pieces), self.html_head,
+                         (text_url if html_url == unsubscribe_url else _joint(html_url)).join(self.html_pieces),
+                         self.tail))
