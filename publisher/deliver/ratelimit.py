@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from publisher.errors import StateError
 from publisher.state.dialect import now
-from publisher.state.engine import SERVER_HINT, first_line, server_engine
+from publisher.state.engine import SERVER_HINT, first_line, relax_commits, server_engine, strict_commits
 from publisher.state.location import StateLocation
 from publisher.state.schema import rate_buckets
 
@@ -211,6 +211,7 @@ class SharedLimit:
         if self.conn is None:
             engine = server_engine(self.location).execution_options(isolation_level="AUTOCOMMIT")
             self.conn = engine.connect()
+            relax_commits(self.conn)  # a grant lost to a server crash is harmless: see state/engine.py
         return self.conn
 
     def _create(self, conn: sa.Connection, buckets: Sequence[Bucket]) -> None:
@@ -240,6 +241,7 @@ class SharedLimit:
     def close(self) -> None:
         """Give the connection back (tokens granted but not used are lost, as if sent)."""
         if self.conn is not None:
+            strict_commits(self.conn)
             try:
                 self.conn.close()
             except DBAPIError as e:

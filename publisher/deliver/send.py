@@ -383,7 +383,10 @@ def deliver_pending(settings: Settings, clock: Callable[[], datetime], stop: Cal
                             follow=follow, limit=limit)
             if not settings.paths.state.is_sqlite:
                 sender.db.autocommit()
-            return sender.run()
+            try:
+                return sender.run()
+            finally:
+                sender.db.strict()
         finally:
             transport.close()
             limit.close()

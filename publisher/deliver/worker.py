@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError, S
 from publisher.deliver.journal import Journal, Pending
 from publisher.errors import ConfigError, PublisherError, StateError
 from publisher.state.dialect import now as db_now
-from publisher.state.engine import SERVER_HINT, first_line
+from publisher.state.engine import SERVER_HINT, first_line, relax_commits, strict_commits
 from publisher.state.location import StateLocation
 from publisher.state.schema import workers
 from publisher.store import Store
@@ -142,12 +142,26 @@ class Patient:
 
     def autocommit(self) -> None:
         """From now on each statement commits itself (a server's state, while sending): a mark is then one
-        round trip instead of three (BEGIN, UPDATE, COMMIT). Several statements that go together are
-        wrapped in `atomic`."""
+        round trip instead of three (BEGIN, UPDATE, COMMIT), and a commit does not wait for the disk
+        (`synchronous_commit = off`, see state/engine.py: a killed sender loses nothing; a crash of the
+        server itself may make duplicates, never losses). Several statements that go together are wrapped
+        in `atomic`. `strict` undoes it before the connection goes back to the pool."""
         self.store.trans.commit()
-        self.store.conn.execution_options(isolation_level="AUTOCOMMIT")
-        self.store.trans = self.store.conn.begin()
         self.autocommitting = True
+        self._begin()
+
+    def _begin(self) -> None:
+        """The store's (next) transaction; when autocommitting, on a connection set for it."""
+        if self.autocommitting:  # a new DBAPI connection after a reconnection: set it again
+            self.store.conn.execution_options(isolation_level="AUTOCOMMIT")
+        self.store.trans = self.store.conn.begin()
+        if self.autocommitting:
+            relax_commits(self.store.conn)
+
+    def strict(self) -> None:
+        """The connection's commits wait for the disk again (before the store ends)."""
+        if self.autocommitting:
+            strict_commits(self.store.conn)
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
@@ -190,9 +204,7 @@ class Patient:
         self.reconnections += 1
         with contextlib.suppress(SQLAlchemyError):
             self.store.trans.rollback()
-        if self.autocommitting:  # a new DBAPI connection: set it again
-            self.store.conn.execution_options(isolation_level="AUTOCOMMIT")
-        self.store.trans = self.store.conn.begin()
+        self._begin()
         self.store.conn.execute(sa.select(1))
 
 

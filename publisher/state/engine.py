@@ -2,14 +2,24 @@
 web request and worker of the process shares it), and the SQLite engines of `statefile` for a file.
 
 `connect` turns a server that cannot be reached into a StateError naming the database (password hidden).
+
+`relax_commits` turns `synchronous_commit` off for one session (a sender's journal connection, a shared rate
+limit's connection): a COMMIT then returns without waiting for its WAL to reach the disk, and the server
+writes it within about three `wal_writer_delay`s (0.6 s by default). The trade-off: a sender killed (even with
+SIGKILL) loses nothing, since the server has the commit and every other session sees it at once; only a crash
+of the PostgreSQL server itself (or of its machine) may lose the last fraction of a second of commits. For the
+journal those are `sent` marks made after the SMTP server accepted the message, so such a crash makes
+duplicates (those messages are sent again), never losses. `strict_commits` restores the server's setting
+before the connection goes back to the pool, so that nothing else of the process commits lazily.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from publisher.errors import StateError
 from publisher.state.location import StateLocation
@@ -51,3 +61,16 @@ def connect(location: StateLocation) -> sa.Connection:
         return server_engine(location).connect()
     except OperationalError as e:
         raise StateError(f"{location}: cannot connect to the state database: {first_line(e)}", SERVER_HINT) from e
+
+
+def relax_commits(conn: sa.Connection) -> None:
+    """`synchronous_commit = off` for this session (see the module docstring); nothing on SQLite."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET synchronous_commit = off")
+
+
+def strict_commits(conn: sa.Connection) -> None:
+    """The server's own `synchronous_commit` again (a broken connection is left as it is: it is discarded)."""
+    if conn.dialect.name == "postgresql" and not conn.invalidated and not conn.closed:
+        with contextlib.suppress(SQLAlchemyError):
+            conn.exec_driver_sql("RESET synchronous_commit")
