@@ -263,3 +263,39 @@ def test_email_rate_holds_for_two_workers_together(pg_url: str, tmp_path: Path, 
     took = time.monotonic() - started
     assert server.copies() == dict.fromkeys(readers, 1)
     assert took >= (120 - 2 * 40) / 40 * 0.9, f"120 messages at 40/s for both workers took {took:.2f} s"
+
+
+def _show(conn: sa.Connection) -> tuple[str, int]:
+    row = conn.execute(sa.text("SELECT current_setting('synchronous_commit'), pg_backend_pid()")).one()
+    return str(row[0]), int(row[1])
+
+
+def test_a_sender_commits_without_waiting_for_the_disk_and_gives_its_connection_back_as_it_was(
+        pg_url: str, tmp_path: Path) -> None:
+    from publisher.deliver.worker import Patient
+    from publisher.state.engine import connect
+
+    with sa.create_engine(pg_url).connect() as admin:  # the server's own setting for this database: on
+        admin.execute(sa.text(f'ALTER DATABASE "{sa.make_url(pg_url).database}" SET synchronous_commit = on'))
+        admin.commit()
+    location = locate(pg_url, tmp_path, {}, "test")
+    with open_store(location) as store:
+        db = Patient(store, location)
+        setting, pid = _show(store.conn)
+        assert setting == "on"
+        db.autocommit()
+        assert _show(store.conn) == ("off", pid)
+        db(lambda: store.conn.execute(sa.text("SELECT 1")))
+        assert _show(store.conn) == ("off", pid)
+        db.strict()
+        assert _show(store.conn) == ("on", pid)
+    with connect(location) as conn:  # the same pooled connection, as the server sets it
+        assert _show(conn) == ("on", pid)
+
+
+def test_queueing_a_digest_tells_the_planner_how_many_rows_it_has(pg_url: str, tmp_path: Path) -> None:
+    """Without fresh statistics every claim sorted all the digest's pending rows (10 ms a claim at 20,000)."""
+    _seed(pg_url, tmp_path, 300)
+    with sa.create_engine(pg_url).connect() as conn:
+        rows = conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE relname = 'deliveries'")).scalar_one()
+    assert rows == 300  # never analyzed: -1

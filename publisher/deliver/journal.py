@@ -66,18 +66,41 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
+class Prepared:
+    """A statement compiled once for the connection's dialect and run with `exec_driver_sql`: SQLAlchemy's
+    per-execution work (cache lookup, parameter processing, result set-up) is skipped, so one mark costs about
+    35 µs of CPU instead of 90 (psycopg then prepares it on the server after a few runs). The SQL is
+    SQLAlchemy's own rendering of the statement; errors still come as SQLAlchemy's (a lost connection is
+    invalidated and reconnected as for any other statement). Parameters are passed as the driver takes them:
+    plain str, int, float or None values only."""
+
+    def __init__(self, conn: sa.Connection, statement: sa.Update) -> None:
+        compiled = statement.compile(dialect=conn.dialect)
+        self.conn, self.sql = conn, str(compiled)
+        self.defaults = dict(compiled.params)
+        self.order = tuple(compiled.positiontup or ()) if compiled.positional else None
+
+    def __call__(self, values: dict[str, object]) -> int:
+        """Runs it with `values` (by bind name); the number of rows it changed."""
+        params = {**self.defaults, **values}
+        args = tuple(params[name] for name in self.order) if self.order is not None else params
+        return int(self.conn.exec_driver_sql(self.sql, args).rowcount)
+
+
 class Journal:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.conn = store.conn
         self.now = db_now(self.conn)  # the database clock: leases and retry times agree across machines
+        self._claims: tuple[sa.Update, sa.Select[str, str, str, str]] | None = None
         marked = {"status": sa.bindparam("status"), "attempts": sa.bindparam("attempts"),
                   "message_id": sa.bindparam("message_id"), "error": sa.bindparam("error"),
                   "changed": sa.bindparam("changed"), "lease_until": None,
                   "next_attempt_at": self.now + sa.bindparam("wait", type_=sa.Float)}
-        # built once: a new statement per message costs more than the commit
-        self.mark_any = deliveries.update().where(*KEY).values(marked)
-        self.mark_held = deliveries.update().where(*KEY, *HELD).values({**marked, "worker": sa.bindparam("owner")})
+        # built once, run at the driver level: a new statement per message costs more than the commit
+        self.mark_any = Prepared(self.conn, deliveries.update().where(*KEY).values(marked))
+        self.mark_held = Prepared(self.conn, deliveries.update().where(*KEY, *HELD).values(
+            {**marked, "worker": sa.bindparam("owner")}))
 
     def enqueue(self, digest_id: str, now: datetime) -> int:
         """Queue the digest for every active subscriber (once); returns the number queued."""
@@ -90,7 +113,16 @@ class Journal:
             ["digest_id", "subscriber_id", "status", "attempts", "changed"], chosen))
         # counted, not the rowcount: psycopg reports -1 for an INSERT ... SELECT built by SQLAlchemy
         queued = sa.select(sa.func.count()).where(deliveries.c.digest_id == digest_id)
+        self._analyze()
         return int(self.conn.execute(queued).scalar_one())
+
+    def _analyze(self) -> None:
+        """PostgreSQL's planner learns that the digest's rows are there (ANALYZE sees this transaction's own
+        rows). Without it, the statistics of a table that just grew by a whole list say the digest has a few
+        rows, and every claim sorts all its pending rows (a bitmap scan, then a sort: 10 ms a claim at
+        20,000 rows, growing with the list) instead of reading the next ones in key order (under 1 ms)."""
+        if self.conn.dialect.name == "postgresql":
+            self.conn.exec_driver_sql("ANALYZE deliveries")
 
     def unfinished(self) -> list[str]:
         """Digests with messages not yet sent, oldest first."""
@@ -124,7 +156,8 @@ class Journal:
 
     # --- claims and leases --------------------------------------------------------------------------------------
 
-    def _claimable(self, worker: str, table: sa.FromClause = deliveries) -> sa.ColumnElement[bool]:
+    def _claimable(self, worker: str | sa.BindParameter[str], table: sa.FromClause = deliveries
+                   ) -> sa.ColumnElement[bool]:
         """Pending, due, and held by nobody (no lease, or an expired one); a row this worker gave up on for its
         run (its id, no lease) is left to others, one it holds without knowing it (a lost commit) is taken."""
         d = table.c
@@ -137,19 +170,31 @@ class Journal:
         """Take up to `limit` claimable rows of the digest after subscriber id `after`, by subscriber id, under
         a lease of `lease` seconds: one UPDATE over a SELECT ... FOR UPDATE SKIP LOCKED (atomic even on a
         connection that commits each statement), then the subscribers' names and addresses. Not committed."""
-        d, pick = deliveries.c, deliveries.alias("pick")
-        chosen = (sa.select(pick.c.subscriber_id)
-                  .where(pick.c.digest_id == digest_id, pick.c.subscriber_id > after, self._claimable(worker, pick))
-                  .order_by(pick.c.subscriber_id).limit(limit))
-        taken: dict[str, int] = dict(self.conn.execute(deliveries.update().where(
-            d.digest_id == digest_id, d.subscriber_id.in_(skip_locked(chosen, self.conn).scalar_subquery()))
-            .values(worker=worker, lease_until=self.now + lease).returning(d.subscriber_id, d.attempts)).all())
+        if self._claims is None:
+            self._claims = self._claim_statements()
+        take, people_of = self._claims
+        taken: dict[str, int] = dict(self.conn.execute(take, {
+            "cd": digest_id, "ca": after, "cw": worker, "cl": lease, "cn": limit}).all())
         if not taken:
             return []
-        people = {row[0]: row[1:] for row in self.conn.execute(sa.select(
-            subscribers.c.id, subscribers.c.address, subscribers.c.name, subscribers.c.status).where(
-            subscribers.c.id.in_(list(taken))))}
+        people = {row[0]: (row[1], row[2], row[3]) for row in self.conn.execute(people_of, {"ids": list(taken)})}
         return [Pending(digest_id, sid, *self._person(people.get(sid)), taken[sid]) for sid in sorted(taken)]
+
+    def _claim_statements(self) -> tuple[sa.Update, sa.Select[str, str, str, str]]:
+        """The claim's two statements, built once with bound parameters (building them costs more than
+        running them): the UPDATE over SELECT ... FOR UPDATE SKIP LOCKED, and the subscribers it took."""
+        d, pick = deliveries.c, deliveries.alias("pick")
+        chosen = (sa.select(pick.c.subscriber_id)
+                  .where(pick.c.digest_id == sa.bindparam("cd"), pick.c.subscriber_id > sa.bindparam("ca"),
+                         self._claimable(sa.bindparam("cw", type_=sa.String), pick))
+                  .order_by(pick.c.subscriber_id).limit(sa.bindparam("cn", type_=sa.Integer)))
+        take = (deliveries.update().where(d.digest_id == sa.bindparam("cd"),
+                                          d.subscriber_id.in_(skip_locked(chosen, self.conn).scalar_subquery()))
+                .values(worker=sa.bindparam("cw"), lease_until=self.now + sa.bindparam("cl", type_=sa.Float))
+                .returning(d.subscriber_id, d.attempts))
+        people = sa.select(subscribers.c.id, subscribers.c.address, subscribers.c.name, subscribers.c.status).where(
+            subscribers.c.id.in_(sa.bindparam("ids", expanding=True)))
+        return take, people
 
     @staticmethod
     def _person(row: tuple[str, str, str] | None) -> tuple[str, str, str]:
@@ -212,13 +257,13 @@ class Journal:
                   "attempts": item.attempts + (1 if tried else 0), "message_id": message_id, "error": error,
                   "changed": _iso(now), "wait": retry_in}
         if worker is None:
-            done = bool(self.conn.execute(self.mark_any, values).rowcount)
+            done = bool(self.mark_any(values))
         else:
             owner = None if retry_in is not None else worker
-            done = bool(self.conn.execute(self.mark_held, {**values, "w": worker, "owner": owner}).rowcount) \
+            done = bool(self.mark_held({**values, "w": worker, "owner": owner})) \
                 or self._marked_already(item, status, owner)
-        if commit:
-            self.store.checkpoint()
+        if commit and self.conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            self.store.checkpoint()  # (a connection that commits each statement has nothing to commit)
         return done
 
     def _marked_already(self, item: Pending, status: str, owner: str | None) -> bool:
