@@ -2,7 +2,8 @@
 1 `publisher send` on SQLite, then by 1, 2 and 4 `publisher send --worker` processes on one PostgreSQL state.
 
 Setup (not timed): a throwaway PostgreSQL cluster (tests/pgserver.py: initdb in a temporary folder, Unix socket;
-PostgreSQL's own durability settings unless --synchronous-commit off), a site with the repo's articles, the state
+PostgreSQL's own durability settings unless --synchronous-commit off; the senders turn synchronous_commit off for
+their own sessions either way, see publisher/state/engine.py), a site with the repo's articles, the state
 made by `publisher subscribers import` of one reader, N-1 more inserted in bulk through the schema, and the digest
 queued by `publisher publish --no-send`. On PostgreSQL this is done once, into a database every run clones
 (CREATE DATABASE ... TEMPLATE), so each run starts from the same N queued rows with no dead tuples.
@@ -20,6 +21,7 @@ many sessions as workers (-s K), same message bytes, same sink, same run.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -289,6 +291,11 @@ def rows(sqlite: Result | None, pg: Sequence[Result], source: dict[int, float], 
     return table
 
 
+def load() -> str:
+    """The 1, 5 and 15 minute load averages: how busy the machine was with other work too."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 # --- main -----------------------------------------------------------------------------------------------------------
 
 def sqlite_run(root: Path, cli: Sequence[str], sink: Sink, size: int) -> tuple[Result, bytes]:
@@ -327,7 +334,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--calibrate", type=int, default=2_000, metavar="N",
                         help="messages of the log_statement run that counts statements [default: 2000]")
     parser.add_argument("--synchronous-commit", choices=["on", "off"], default="on",
-                        help="PostgreSQL's synchronous_commit [default: on, PostgreSQL's own default]")
+                        help="the server's synchronous_commit (the workers set it off for their own sessions "
+                             "either way) [default: on, PostgreSQL's own default]")
     return parser.parse_args(argv)
 
 
@@ -339,7 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with running_sink(sink_binary, root) as sink:
             print(f"scale benchmark: {args.subscribers:,} subscribers | {' '.join(cli)} | {sink_binary} on "
-                  f"{HOST}:{sink.port} | PostgreSQL synchronous_commit={args.synchronous_commit}")
+                  f"{HOST}:{sink.port} | PostgreSQL synchronous_commit={args.synchronous_commit} | load "
+                  f"{load()} on {os.cpu_count()} cores")
             sqlite, message = sqlite_run(root, cli, sink, args.subscribers)
             pg, statements = pg_all(root, cli, sink, args)
             counts = sorted({1, *args.workers})
@@ -349,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    print(f"load at the end: {load()} (other processes share the cores: see bench/README.md)")
     print()
     print_table(rows(sqlite, pg, source, statements))
     return 0
