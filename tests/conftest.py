@@ -8,6 +8,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,3 +130,44 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(tmp_path / "state.sqlite")
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+# --- a site whose state is on either engine: the delivery and scheduler suites on SQLite and PostgreSQL ----------
+
+class StateSite(Site):
+    """A Site whose publisher.toml names `url` in `[paths] state`: an SQLite file, or a PostgreSQL database."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        super().__init__(root)
+        self.url = url
+        if not self.on_server:
+            self.state = Path(url)
+        self.configure(f'[paths]\nstate = "{url}"')
+
+    @property
+    def on_server(self) -> bool:
+        return "://" in self.url
+
+    def query(self, sql: str, **params: object) -> list[tuple[Any, ...]]:
+        """Rows of `sql` read straight from the state database (either engine), on a connection of its own."""
+        import sqlalchemy as sa
+
+        url = self.url if self.on_server else f"sqlite:///{self.url}"
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                return [tuple(row) for row in conn.execute(sa.text(sql), params)]
+        finally:
+            engine.dispose()
+
+    def deliveries(self) -> dict[str, tuple[str, int, str | None]]:
+        """address -> (status, attempts, error) of every journal row (one digest in these tests)."""
+        rows = self.query("SELECT s.address, d.status, d.attempts, d.error FROM deliveries d "
+                          "JOIN subscribers s ON s.id = d.subscriber_id")
+        return {a: (s, int(n), e) for a, s, n, e in rows}
+
+
+@pytest.fixture
+def state_site(tmp_path: Path, state_url: str) -> StateSite:
+    """A throwaway site on each engine in turn (see `state_url`)."""
+    return StateSite(tmp_path / "site", state_url)
