@@ -34,6 +34,13 @@ class Collector:
         self.refused: Counter[str] = Counter()  # recipients refused at RCPT, how many times
         self.lock = threading.Lock()
 
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        """Offer PIPELINING (RFC 2920) as Postfix does, so delivery tests take the pipelined path (aiosmtpd
+        reads pipelined commands but does not say so)."""
+        session.host_name = hostname  # the 5-argument hook must set it (aiosmtpd 1.4)
+        return [*responses[:-1], "250-PIPELINING", *responses[-1:]]
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         reply = self.replies.get(address)
         if reply and self.times.get(address, 1) > 0:
