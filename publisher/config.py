@@ -52,6 +52,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "timezone": Field(str, "UTC", "IANA timezone for dates without an offset", checks.timezone),
         "permalink": Field(str, "{slug}/", "article URL below site.url; {slug} is the article's slug",
                            checks.permalink),
+        "pages": Field(bool, True, "write an HTML page per article at its URL (off when your blog has them)"),
     },
     "paths": {
         "articles": Field(str, "articles", "folder of .txt and .md articles"),
@@ -77,6 +78,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_kb": Field(int, 100, "HTML size limit in KB (Gmail clips at about 102 KB)", checks.positive),
         "font_family": Field(str, "Helvetica, Arial, sans-serif", "CSS font stack of the digest"),
         "web_fonts": Field(list, [], "stylesheet URLs of web fonts to link (none by default)", checks.stylesheet_urls),
+        "intro": Field(str, "", "a short introduction at the top of every digest (Markdown; empty: none)"),
+        "lead": Field(str, "", "slug of the article to lead the next digest (empty: the newest)"),
     },
     "email": {
         "from": Field(str, "", "sender, e.g. 'Example News <news@example.com>' (default: site title, "
@@ -123,6 +126,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "subscribe_limit": Field(int, 10, "subscribe attempts per client address within subscribe_window",
                                  checks.positive),
         "subscribe_window": Field(int, 900, "seconds over which subscribe_limit counts", checks.positive),
+        "welcome": Field(bool, True, "send a welcome email with the latest digest's link once a reader confirms"),
     },
     "email.dkim": {
         "selector": Field(str, "", "DKIM selector; DKIM signing is on when selector, domain and key are set"),
@@ -141,6 +145,7 @@ class SiteSettings:
     author: str
     timezone: str
     permalink: str
+    pages: bool = True
 
     @property
     def tz(self) -> ZoneInfo:
@@ -181,6 +186,8 @@ class DigestSettings:
     max_kb: int
     font_family: str
     web_fonts: tuple[str, ...]
+    intro: str
+    lead: str
 
 
 @dataclass(frozen=True)
@@ -228,6 +235,7 @@ class WebSettings:
     confirm_hours: int
     subscribe_limit: int
     subscribe_window: int
+    welcome: bool
 
 
 @dataclass(frozen=True)
