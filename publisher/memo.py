@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields, is_dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,11 +30,21 @@ def memo_key(value: object) -> str:
     return repr(_canonical(value))
 
 
+PLAIN = (str, int, float, bool, type(None))  # kept as they are: checked first (most values are these)
+
+
+@cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(kind))
+
+
 def _canonical(value: object) -> object:
+    if type(value) in PLAIN:
+        return value
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     if is_dataclass(value) and not isinstance(value, type):
-        return (type(value).__name__, *(_canonical(getattr(value, f.name)) for f in fields(value)))
+        return (type(value).__name__, *(_canonical(getattr(value, name)) for name in _field_names(type(value))))
     if isinstance(value, (list, tuple)):
         return tuple(_canonical(v) for v in value)
     if isinstance(value, dict):
@@ -104,7 +116,8 @@ def input_key(settings: Settings, files: Sequence[SourceFile]) -> str:
 
 def unchanged_run(store: Store, key: str, now: datetime, output: Path) -> PublishReport | None:
     """The last run's report when nothing it read has changed, no waiting article is due and every
-    file it wrote is still as written; else None (a full run follows)."""
+    file it wrote is still as written (the article pages, which may be tens of thousands: still there
+    with their size); else None (a full run follows)."""
     saved = store.meta_get("last_publish")
     if saved is None:
         return None
@@ -115,17 +128,34 @@ def unchanged_run(store: Store, key: str, now: datetime, output: Path) -> Publis
         path = safe_join(output, name)
         if not path.is_file() or _sha(path.read_bytes()) != sha:
             return None
+    if not _same_sizes(output, last.get("sized", {})):
+        return None
     problems = tuple(Problem(**p) for p in last["problems"])
     return PublishReport(read=last["read"], published=last["published"], skipped=last["skipped"],
-                         unchanged=tuple(sorted(last["outputs"])), problems=problems, hidden=last["hidden"])
+                         unchanged=tuple(sorted([*last["outputs"], *last.get("sized", {})])), problems=problems,
+                         hidden=last["hidden"])
+
+
+def _same_sizes(output: Path, sized: dict[str, int]) -> bool:
+    """Whether every file is there with its size (names were checked by safe_join when written)."""
+    root = str(output)
+    for name, size in sized.items():
+        try:
+            if os.stat(os.path.join(root, name)).st_size != size:
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def remember_run(store: Store, key: str, report: PublishReport, wake: datetime | None,
-                 outputs: dict[str, bytes]) -> None:
+                 outputs: dict[str, bytes], sized: dict[str, int] | None = None) -> None:
     """Keep a run's report for `unchanged_run`: its input key, when the next waiting article is due
-    (`wake`), its counts and problems, and the sha256 of every file it made."""
+    (`wake`), its counts and problems, the sha256 of every file it made, and the size of the `sized`
+    ones (article pages: checked by size only, so a no-op run of a large archive stays fast)."""
     store.meta_put("last_publish", json.dumps({
         "key": key, "wake": wake.isoformat() if wake else None, "read": report.read,
         "published": report.published, "skipped": report.skipped, "hidden": report.hidden,
         "problems": [asdict(p) for p in report.problems],
-        "outputs": {name: _sha(data) for name, data in outputs.items()}}))
+        "outputs": {name: _sha(data) for name, data in outputs.items() if name not in (sized or {})},
+        "sized": dict(sorted((sized or {}).items()))}))

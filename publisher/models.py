@@ -54,6 +54,8 @@ class Document:
     references: tuple[str, ...] = ()
     guid: str | None = None
     warnings: tuple[Problem, ...] = ()
+    link: str | None = None  # front matter `link:`: the original, published elsewhere first
+    image_alt: str | None = None
     lines: tuple[tuple[str, int], ...] = ()  # (field, line in the file) for messages, e.g. ("title", 2)
 
 
@@ -75,6 +77,8 @@ class Entry:
     draft: bool = False
     references: tuple[str, ...] = ()
     guid: str | None = None
+    link: str | None = None  # the original, published elsewhere first (feeds and digest link to it)
+    image_alt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +144,7 @@ class PublishReport:
     problems: tuple[Problem, ...] = field(default_factory=tuple)
     hidden: int = 0  # drafts and articles dated in the future
     digest: str | None = None  # id of the digest made by this run
+    removed: tuple[str, ...] = ()  # files no longer made (pages of articles gone), removed by this run
 
     @property
     def errors(self) -> tuple[Problem, ...]:

@@ -8,7 +8,6 @@ are in `publisher.memo`; the read-only commands built on `prepare` (preview, rel
 from __future__ import annotations
 
 import hashlib
-import html as htmllib
 import logging
 import multiprocessing
 import os
@@ -20,20 +19,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from publisher import __version__
 from publisher.config import Settings, SiteSettings
-from publisher.digests import next_digest, remember
 from publisher.enrich.reading import Reading, relate
 from publisher.errors import ArticleError
 from publisher.load import EXTENSIONS, read, scan_checked
-from publisher.memo import (
-    input_key,
-    memo_hit,
-    memo_keep,
-    memo_key,
-    memoized,
-    remember_run,
-    templates_key,
-    unchanged_run,
-)
+from publisher.memo import input_key, remember_run, unchanged_run
 from publisher.models import (
     Article,
     Entry,
@@ -43,15 +32,15 @@ from publisher.models import (
     PublishReport,
     SourceFile,
 )
-from publisher.render import feed_names, render_feeds_checked
-from publisher.selection import unique_ids, unique_slugs, visible
-from publisher.write import compare_outputs, write_outputs
+from publisher.outputs import OUTPUTS, Context, Made
+from publisher.selection import free_slugs, unique_ids, unique_slugs, visible
+from publisher.write import compare_outputs, remove_outputs, write_outputs
 
 if TYPE_CHECKING:  # SQLAlchemy is not imported by the parsing workers, which import this module
     from publisher.store import Store
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = "2"  # 2: entries cleaned at the load boundary (issue 9)
+CACHE_VERSION = "3"  # 2: entries cleaned at the load boundary (issue 9); 3: link and image_alt (issue 11)
 STATE_HINT = "fix the article (see the reason), or report it with the file attached"
 SAVE_EVERY = 500  # parsed files written to the cache at a time
 PARALLEL_FROM = 1000  # parse in several processes from this many changed files
@@ -65,7 +54,7 @@ Scanned = tuple[Sequence[SourceFile], Sequence[Problem]]
 class Progress(Protocol):
     """Told the number of files once, then each time one is done (the CLI draws a bar)."""
 
-    def start(self, total: int) -> None: ...
+    def start(self, total: int, label: str = ...) -> None: ...  # label: the stage, as in enrich.reading
 
     def advance(self, done: int) -> None: ...
 
@@ -193,75 +182,8 @@ class Archive:
                          ident.updated.astimezone(tz) if ident.updated else None, ident.first_seen)
         links = tuple(Link(self.entries[s].title, self.settings.site.page_url(s))
                       for s in self.related.get(entry.slug, []) if s in self.entries)
-        return Article(entry, local, self.settings.site.page_url(entry.slug), html, links)
-
-
-def with_related_reading(article: Article) -> Article:
-    """The feed item's HTML, ending with a short 'Related reading' list of links."""
-    if not article.related:
-        return article
-    items = "".join(f'<li><a href="{htmllib.escape(link.url)}">{htmllib.escape(link.title)}</a></li>'
-                    for link in article.related)
-    html = f"{article.html}\n<h3>Related reading</h3>\n<ul>{items}</ul>"
-    return Article(article.entry, article.identity, article.url, html, article.related)
-
-
-def feed_files(archive: Archive, *, record: bool) -> tuple[dict[str, bytes], list[Problem]]:
-    """The feeds, rendered only when what they show changed: their items, the titles of the articles
-    in their related-reading lists, the settings or publisher's version. All feeds or none."""
-    settings = archive.settings
-    slugs = archive.newest(settings.feeds.limit)
-    related = {s: [(t, archive.entries[t].title) for t in archive.related.get(s, []) if t in archive.entries]
-               for s in slugs}
-    key = memo_key((__version__, settings.site, settings.feeds, settings.related.in_feeds,
-                    [(archive.entries[s], archive.identities[s], related[s]) for s in slugs]))
-    names = feed_names(settings.feeds.formats)
-    output = settings.paths.output
-    kept = {name: memo_hit(archive.store, output, name, key + name) for name in names}
-    if all(data is not None for data in kept.values()):
-        return {name: data for name, data in kept.items() if data is not None}, []
-    top = archive.articles(slugs)
-    if settings.related.in_feeds:
-        top = [with_related_reading(a) for a in top]
-    files, problems = render_feeds_checked(settings.site, top, settings.feeds.formats)
-    if record and not problems:  # with an article left out, render again next time (and report it)
-        for name, data in files.items():
-            memo_keep(archive.store, name, key + name, data)
-    return files, problems
-
-
-def digest_files(archive: Archive, now: datetime, *, force: bool,
-                 record: bool) -> tuple[dict[str, bytes], str | None, list[Problem]]:
-    """Render the next digest (if any) and the archive page; returns files, the digest id and the
-    articles the digest had to leave out (it goes without them)."""
-    from publisher.render.archive import render_index
-    from publisher.render.digest import archive_copy, render_digest_checked
-
-    settings, store = archive.settings, archive.store
-    templates = settings.paths.templates
-    digest = next_digest(archive.newest(), archive.identities, store, settings, now, archive.articles, force=force)
-    rendered, problems = render_digest_checked(digest, settings, templates) if digest else (None, [])
-    if rendered and record:
-        from publisher.deliver.journal import Journal
-        from publisher.deliver.message import subject_line
-
-        remember(store, rendered, subject_line(rendered, settings))
-        Journal(store).enqueue(rendered.digest.id, now)  # in the same transaction as the digest
-    stored = store.digest_files()
-    if rendered and not record:
-        stored.append((rendered.digest.id, rendered.html, rendered.text))
-    files: dict[str, bytes] = {}
-    for digest_id, html, text in stored:
-        files.update(archive_copy(settings, digest_id, html, text))
-    if stored:
-        files.update(archive_copy(settings, "latest", stored[-1][1], stored[-1][2]))
-    history = [(i, created, len(slugs)) for i, created, slugs in store.digest_history()]
-    listing = [(archive.entries[s].title, settings.site.page_url(s), archive.identities[s].published)
-               for s in archive.newest()]
-    key = memo_key((history, listing, templates_key(templates), settings.site, settings.feeds.formats))
-    files["index.html"] = memoized(store, settings.paths.output, "index.html", key,
-                                   lambda: render_index(settings, templates, history, listing), record=record)
-    return files, rendered.digest.id if rendered else None, problems
+        url = entry.link or self.settings.site.page_url(entry.slug)  # an original elsewhere: feeds link to it
+        return Article(entry, local, url, html, links)
 
 
 @dataclass
@@ -288,10 +210,10 @@ class Run:
         self.skipped += len(gone)
 
     def report(self, written: Sequence[str] = (), unchanged: Sequence[str] = (),
-               digest: str | None = None) -> PublishReport:
+               digest: str | None = None, removed: Sequence[str] = ()) -> PublishReport:
         return PublishReport(read=self.read, published=self.published, skipped=self.skipped,
                              written=tuple(written), unchanged=tuple(unchanged), problems=tuple(self.problems),
-                             hidden=self.hidden, digest=digest)
+                             hidden=self.hidden, digest=digest, removed=tuple(removed))
 
     def wake(self, now: datetime) -> datetime | None:
         """When the next waiting article (not a draft, dated after `now`) is due."""
@@ -304,7 +226,7 @@ def prepare(settings: Settings, store: Store, now: datetime, *, use_cache: bool 
     """load -> enrich -> identities -> related reading."""
     files, scan_problems = scan_checked(settings.paths.articles, EXTENSIONS) if scanned is None else scanned
     loaded = load_entries(files, store, settings.site, use_cache=use_cache, progress=progress)
-    shown = visible(loaded.entries, now)
+    shown, reserved = free_slugs(visible(loaded.entries, now), settings)
     known = store.known_ids()  # id -> (slug, source): one read of the articles table for both rules
     kept, clashes = unique_slugs(shown, dict(known.values()))
     kept, claims = unique_ids(kept, known)
@@ -313,18 +235,30 @@ def prepare(settings: Settings, store: Store, now: datetime, *, use_cache: bool 
               for e in kept if e.slug in refused]
     kept = [e for e in kept if e.slug not in refused]
     archive = Archive(settings, store, loaded, {e.slug: e for e in kept}, identities)
-    reading = relate(archive.entries, identities, store, archive.html_of, settings.related)
+    reading = relate(archive.entries, identities, store, archive.html_of, settings.related, progress=progress)
     archive.related = reading.slugs()
-    left_out = clashes + claims + stored
+    left_out = reserved + clashes + claims + stored
     refused_files = sum(p.severity == "error" for p in scan_problems)  # found, then refused (a link leading out)
-    return Run(archive, len(files) + refused_files, loaded.skipped + len(left_out) + refused_files,
-               len(loaded.entries) - len(shown), [*scan_problems, *loaded.problems, *left_out, *reading.problems],
-               reading)
+    waiting = len(loaded.entries) - len(shown) - len(reserved)
+    return Run(archive, len(files) + refused_files, loaded.skipped + len(left_out) + refused_files, waiting,
+               [*scan_problems, *loaded.problems, *left_out, *reading.problems], reading)
+
+
+def make_outputs(run: Run, ctx: Context) -> Made:
+    """Every output of the table, in order (the home page lists the digest made before it)."""
+    total = Made()
+    for output in OUTPUTS:
+        made = output.make(run.archive, ctx)
+        run.left_out(made.left_out)
+        run.problems += made.notes  # still published: reported, not skipped
+        total.add(made)
+    total.gone = [name for name in total.gone if name not in total.files and name not in total.written]
+    return total
 
 
 def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cache: bool = True,
             force_digest: bool = False, progress: Progress | None = None) -> PublishReport:
-    """Read the articles, record their identities, render feeds and digest, and write them (unless dry_run)."""
+    """Read the articles, record their identities, make every output, and write it (unless dry_run)."""
     scanned = scan_checked(settings.paths.articles, EXTENSIONS)
     from publisher.store import open_store
 
@@ -333,15 +267,18 @@ def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cac
         if not (dry_run or force_digest) and (same := unchanged_run(store, key, now, settings.paths.output)):
             return same
         run = prepare(settings, store, now, use_cache=use_cache, progress=progress, scanned=scanned)
-        outputs, render_problems = feed_files(run.archive, record=not dry_run)
-        run.left_out(render_problems)
-        digest_outputs, digest_id, digest_problems = digest_files(run.archive, now, force=force_digest,
-                                                                  record=not dry_run)
-        run.problems += digest_problems  # still published in the feeds: reported, not skipped
-        outputs.update(digest_outputs)
-        if not dry_run:
-            remember_run(store, key, run.report(), run.wake(now), outputs)
-    write = compare_outputs if dry_run else write_outputs
-    written, unchanged = write(settings.paths.output, outputs)
-    log.info("published %d articles, wrote %s", run.published, written)
-    return run.report(written, unchanged, digest_id)
+        made = make_outputs(run, Context(now, force_digest, record=not dry_run))
+        try:
+            if not dry_run:
+                remember_run(store, key, run.report(), run.wake(now), made.files, {**made.kept, **made.written})
+        except BaseException:
+            made.discard_staged()
+            raise
+    if dry_run:
+        written, unchanged = compare_outputs(settings.paths.output, made.files)
+    else:
+        written, unchanged = write_outputs(settings.paths.output, made.files, made.staged)
+    removed = made.gone if dry_run else remove_outputs(settings.paths.output, made.gone)
+    log.info("published %d articles, wrote %d files, removed %d", run.published, len(written) + len(made.written),
+             len(removed))
+    return run.report([*written, *made.written], [*unchanged, *made.kept], made.digest, removed)

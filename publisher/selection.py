@@ -5,13 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from publisher.models import Entry, Problem
+
+if TYPE_CHECKING:
+    from publisher.config import Settings
 
 
 def visible(entries: Sequence[Entry], now: datetime) -> list[Entry]:
     """Drafts and articles dated in the future wait for their time."""
     return [e for e in entries if not e.draft and (e.date is None or e.date <= now)]
+
+
+def free_slugs(entries: Sequence[Entry], settings: Settings) -> tuple[list[Entry], list[Problem]]:
+    """Articles whose page would land on a name an output owns (`publisher.outputs.reserved`) are left
+    out of everything, each with an error naming its file."""
+    from publisher.outputs import unreserved
+
+    refused, problems = unreserved(((e.slug, e.source) for e in entries), settings)
+    return [e for e in entries if e.slug not in refused], problems
 
 
 def unique_slugs(entries: Sequence[Entry], known: dict[str, str]) -> tuple[list[Entry], list[Problem]]:

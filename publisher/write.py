@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from publisher.errors import OutputError
 
 log = logging.getLogger(__name__)
+BATCH_FROM = 64  # files (or folders) from which a set is made durable by one os.sync()
 HINT = "make it writable (permissions, chattr -i) or move away what is in its place, then run again"
 
 
@@ -46,15 +47,17 @@ def _same(path: Path, data: bytes) -> bool:
         return False
 
 
-def _temp(path: Path, data: bytes) -> Path:
-    """`data` in a new temporary file beside `path`, on disk (fsync) before this returns."""
+def _temp(path: Path, data: bytes, *, sync: bool = True) -> Path:
+    """`data` in a new temporary file beside `path`, on disk (fsync) before this returns (unless `sync`
+    is False: the caller then makes a whole batch durable at once)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.chmod(name, 0o644)
     except BaseException:
         Path(name).unlink(missing_ok=True)
@@ -119,13 +122,16 @@ def _backup(path: Path) -> Path | None:
     return backup
 
 
-def _stage(root: Path, names: Sequence[str], targets: Mapping[str, Path], files: Mapping[str, bytes]) -> list[_Swap]:
-    """Every new file written to a temporary file (fsynced); on failure the temporary files are removed."""
+def _stage(root: Path, names: Sequence[str], targets: Mapping[str, Path], files: Mapping[str, bytes], *,
+           sync: bool = True) -> list[_Swap]:
+    """Every new file written to a temporary file (fsynced; a large set with one sync of the file system
+    instead of one per file; none when `sync` is False); on failure the temporary files are removed."""
     swaps: list[_Swap] = []
+    each = sync and len(names) < BATCH_FROM
     for name in names:
         try:
             _clear_stale(targets[name])
-            swaps.append(_Swap(name, targets[name], _temp(targets[name], files[name])))
+            swaps.append(_Swap(name, targets[name], _temp(targets[name], files[name], sync=each)))
         except OSError as e:
             _discard(swaps)
             raise OutputError(f"{root / name}: cannot write: {e.strerror or e}; no file was replaced",
@@ -133,6 +139,8 @@ def _stage(root: Path, names: Sequence[str], targets: Mapping[str, Path], files:
         except BaseException:  # interrupted (Ctrl-C): no debris
             _discard(swaps)
             raise
+    if sync and not each:
+        os.sync()
     return swaps
 
 
@@ -150,7 +158,10 @@ def _commit(root: Path, swaps: Sequence[_Swap]) -> None:
         except BaseException:  # interrupted (Ctrl-C): the old set back, then stop
             _rollback(swaps)
             raise
-    for folder in sorted({swap.path.parent for swap in swaps}):
+    folders = sorted({swap.path.parent for swap in swaps})
+    if len(folders) >= BATCH_FROM:  # many folders (article pages): one sync of the file system
+        os.sync()
+    for folder in folders if len(folders) < BATCH_FROM else ():
         _sync_folder(folder)
     _discard(swaps)
 
@@ -179,17 +190,54 @@ def _discard(swaps: Sequence[_Swap]) -> None:
                 leftover.unlink(missing_ok=True)
 
 
-def write_outputs(root: Path, files: Mapping[str, bytes]) -> tuple[list[str], list[str]]:
-    """Write each name -> bytes under root, all together or none (see the module's text); files that
-    already hold their bytes are not touched. Returns (written, unchanged) names."""
-    written, unchanged = compare_outputs(root, files)  # every name checked before any write
+@dataclass
+class Staged:
+    """Files of a large set (article pages) already in temporary files beside their targets, so their
+    bytes need not be held until the set is written: `write_outputs` puts them in place with the rest."""
+
+    swaps: list[_Swap]
+
+    @property
+    def names(self) -> list[str]:
+        return [swap.name for swap in self.swaps]
+
+    def discard(self) -> None:
+        _discard(self.swaps)
+
+
+def stage_outputs(root: Path, files: Mapping[str, bytes]) -> tuple[Staged, list[str]]:
+    """The files that differ from what is on disk, staged (not synced yet: `write_outputs` makes the
+    whole set durable at once); and the names that already hold their bytes."""
+    written, unchanged = compare_outputs(root, files)
     targets = {name: safe_join(root, name) for name in written}
+    _mkdir(root)
+    return Staged(_stage(root, written, targets, files, sync=False)), unchanged
+
+
+def _mkdir(root: Path) -> None:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"{root}: cannot create the output folder: {e.strerror or e}",
                           "check its parent's permissions, or set [paths] output") from e
-    _commit(root, _stage(root, written, targets, files))
+
+
+def write_outputs(root: Path, files: Mapping[str, bytes], staged: Sequence[Staged] = ()) -> tuple[list[str], list[str]]:
+    """Write each name -> bytes under root, with the `staged` files, all together or none (see the
+    module's text); files that already hold their bytes are not touched. Returns (written, unchanged)
+    names of `files`."""
+    extra = [swap for batch in staged for swap in batch.swaps]
+    try:
+        written, unchanged = compare_outputs(root, files)  # every name checked before any write
+        targets = {name: safe_join(root, name) for name in written}
+        _mkdir(root)
+        swaps = _stage(root, written, targets, files)
+    except BaseException:
+        _discard(extra)
+        raise
+    if extra:
+        os.sync()  # the staged files were not synced one by one
+    _commit(root, [*swaps, *extra])
     return written, unchanged
 
 
@@ -200,3 +248,31 @@ def compare_outputs(root: Path, files: Mapping[str, bytes]) -> tuple[list[str], 
     for name in sorted(files):
         (same if _same(safe_join(root, name), files[name]) else changed).append(name)
     return changed, same
+
+
+def remove_outputs(root: Path, names: Sequence[str]) -> list[str]:
+    """Remove files an output made before and makes no more (names from the state, never anything else),
+    and the folders they leave empty, up to (not including) root. Returns the names removed."""
+    removed: list[str] = []
+    top = root.resolve()
+    for name in sorted(names):
+        path = safe_join(root, name)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise OutputError(f"{root / name}: cannot remove it: {e.strerror or e}", HINT) from e
+        removed.append(name)
+        _remove_empty(path.parent, top)
+    return removed
+
+
+def _remove_empty(folder: Path, top: Path) -> None:
+    """Remove `folder` and its parents while they are empty and inside `top`."""
+    while folder != top and folder.is_relative_to(top):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or not ours to remove): stop
+            return
+        folder = folder.parent

@@ -66,6 +66,6 @@ def enrich(doc: Document, site: SiteSettings) -> tuple[Entry, str]:
         reading_minutes=reading_minutes(body), content_hash=doc.content_hash, date=doc.date,
         updated=doc.updated, author=doc.author, tags=doc.tags,
         image=_image(site, doc.image), draft=doc.draft,
-        references=doc.references, guid=doc.guid,
+        references=doc.references, guid=doc.guid, link=doc.link, image_alt=doc.image_alt,
     )
     return entry, body

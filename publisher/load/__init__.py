@@ -23,7 +23,7 @@ from publisher.load.source import (
     scan_checked,
     xml_clean,
 )
-from publisher.models import Document, SourceFile
+from publisher.models import Document, Problem, SourceFile
 
 READERS = {".txt": "publisher.load.text", ".md": "publisher.load.markdown", ".markdown": "publisher.load.markdown"}
 EXTENSIONS = frozenset(READERS)
@@ -79,7 +79,19 @@ class _Fields:
             image, problem = check_image(self.doc.source, clean, self.lines.get(name))
             self.warnings += [problem] if problem else []
             return image
+        if name == "link" and clean:
+            return self.link(clean)
         return clean or None
+
+    def link(self, value: str) -> str | None:
+        """The front matter `link` (the original): an absolute http(s) URL, else left out with a warning."""
+        uri, _ = check_image(self.doc.source, value, self.lines.get("link"))
+        if uri is None or not uri.startswith(("http://", "https://")):
+            self.warnings.append(Problem(self.doc.source, f"link {value[:100]!r} left out: not an http(s) URL",
+                                         "write link: https://example.org/the-original", self.lines.get("link"),
+                                         "warning"))
+            return None
+        return uri
 
     def items(self, name: str, values: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(clean for value in values if (clean := self.text(name, value))))
@@ -96,5 +108,6 @@ def normalise(doc: Document) -> Document:
         guid=f.required("guid", doc.guid) if doc.guid is not None else None,
         summary=f.optional("summary", doc.summary), author=f.optional("author", doc.author),
         image=f.optional("image", doc.image), tags=f.items("tags", doc.tags),
+        link=f.optional("link", doc.link), image_alt=f.optional("image_alt", doc.image_alt),
         references=f.items("references", doc.references),
         warnings=tuple(dict.fromkeys(f.warnings)))

@@ -120,6 +120,7 @@ Converter = Callable[[Raw, str, str, ZoneInfo], Any]
 FIELDS: dict[str, Converter] = {
     "title": _text, "date": _datetime, "updated": _datetime, "author": _text, "summary": _text,
     "tags": _list, "slug": _text, "image": _text, "draft": _bool, "related": _list, "guid": _text,
+    "link": _text, "image_alt": _text,
 }
 ALIASES = {"categories": "tags", "modified": "updated", "lastmod": "updated", "description": "summary",
            "id": "guid"}

@@ -1,0 +1,140 @@
+"""The outputs of a publish run, as rows of one table (like Hugo's output formats): feeds, digest, home,
+article pages. Each row names the files it owns at the top of the output folder and makes its files for
+a run (`Made`), rendering only what changed: each output builds its memo key from the inputs it declares
+(`*_inputs`). `reserved` is the one place that decides whether an article's page would land on a name an
+output (or `publisher serve`) owns; selection asks it before anything is rendered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from publisher.models import Problem
+from publisher.render import FILENAMES
+from publisher.write import Staged
+
+if TYPE_CHECKING:  # publisher.pipeline imports this package to list its outputs
+    from publisher.config import Settings
+    from publisher.pipeline import Archive
+
+WEB_ROUTES = ("subscribe", "confirm", "unsubscribe", "static")  # publisher/web/app.py
+LATER = ("tags",)  # kept free for outputs to come
+RESERVED_HINT = "give the article another slug (front matter 'slug:' or a new file name)"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a run tells every output: the clock, whether to force a digest, whether to record memos."""
+
+    now: datetime
+    force_digest: bool = False
+    record: bool = True
+
+
+@dataclass
+class Made:
+    """What one output made for a run."""
+
+    files: dict[str, bytes] = field(default_factory=dict)  # to write (files already as written are kept)
+    kept: dict[str, int] = field(default_factory=dict)  # unchanged and not read again: name -> size
+    written: dict[str, int] = field(default_factory=dict)  # staged (or, dry run, would be): name -> size
+    staged: list[Staged] = field(default_factory=list)  # in temporary files, put in place with `files`
+    gone: list[str] = field(default_factory=list)  # files it made before and makes no more (to remove)
+    left_out: list[Problem] = field(default_factory=list)  # articles it could not render (skipped)
+    notes: list[Problem] = field(default_factory=list)  # reported; the articles are still published
+    digest: str | None = None
+
+    def discard_staged(self) -> None:
+        """Remove the temporary files of what was staged, and forget it."""
+        for batch in self.staged:
+            batch.discard()
+            self.written = {n: size for n, size in self.written.items() if n not in set(batch.names)}
+        self.staged.clear()
+
+    def add(self, other: Made) -> None:
+        self.files.update(other.files)
+        self.kept.update(other.kept)
+        self.written.update(other.written)
+        self.staged += other.staged
+        self.gone += other.gone
+        self.left_out += other.left_out
+        self.notes += other.notes
+        self.digest = self.digest or other.digest
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    owns: Callable[[Settings], Iterable[str]]  # names at the top of the output folder
+    make: Callable[[Archive, Context], Made]
+
+
+def _feeds(archive: Archive, ctx: Context) -> Made:
+    from publisher.outputs.feeds import feed_files
+
+    files, problems = feed_files(archive, record=ctx.record)
+    return Made(files=files, left_out=problems)
+
+
+def _digest(archive: Archive, ctx: Context) -> Made:
+    from publisher.outputs.digest import digest_files
+
+    files, digest_id, problems = digest_files(archive, ctx.now, force=ctx.force_digest, record=ctx.record)
+    return Made(files=files, notes=problems, digest=digest_id)
+
+
+def _home(archive: Archive, ctx: Context) -> Made:
+    from publisher.outputs.home import home_made
+
+    return home_made(archive, record=ctx.record)  # archive pages no longer made are `gone`
+
+
+def _pages(archive: Archive, ctx: Context) -> Made:
+    from publisher.outputs.pages import page_files
+
+    return page_files(archive, record=ctx.record)
+
+
+OUTPUTS = (
+    Output("feeds", lambda settings: FILENAMES.values(), _feeds),
+    Output("digest", lambda settings: ("digests", "preview"), _digest),
+    Output("home", lambda settings: ("index.html", "archive"), _home),
+    Output("pages", lambda settings: (), _pages),
+)
+
+
+def reserved(name: str, settings: Settings) -> str | None:
+    """What owns `name` (a path below the output folder, e.g. an article page's), judged by its first
+    part: an output's name (the feeds, `digests`, `index.html`, the archive pages), or a route of
+    `publisher serve`; None when the name is free."""
+    first = name.split("/", 1)[0]
+    for output in OUTPUTS:
+        if first in output.owns(settings):
+            return f"the {output.name}" if output.name != "home" else "the home page and its archive"
+    if first in WEB_ROUTES:
+        return f"the /{first} page of publisher serve"
+    if first in LATER:
+        return "the site's tag pages"
+    return None
+
+
+def page_name(settings: Settings, slug: str) -> str:
+    """Where an article's page is written below the output folder: its URL (`site.permalink`), with
+    index.html for a URL that ends in '/'."""
+    path = settings.site.permalink.replace("{slug}", slug)
+    return path + "index.html" if path.endswith("/") else path
+
+
+def unreserved(slugs: Iterable[tuple[str, str]], settings: Settings) -> tuple[set[str], list[Problem]]:
+    """(slug, source) pairs -> the slugs whose page would land on a reserved name, and a Problem each."""
+    refused: set[str] = set()
+    problems: list[Problem] = []
+    for slug, source in slugs:
+        if owner := reserved(page_name(settings, slug), settings):
+            refused.add(slug)
+            problems.append(Problem(source, f"slug '{slug}' is reserved: its page would replace {owner}",
+                                    RESERVED_HINT))
+    return refused, problems

@@ -1,0 +1,125 @@
+"""The article pages output: one HTML page per published article at its URL (`<slug>/index.html`).
+
+A page is rendered only when its inputs changed (`page_inputs`: the article, the titles of its related
+reading, the site settings, the feeds, the templates, publisher's version) or the file on disk is not
+what was written. Pages are staged in temporary files a chunk at a time as they are rendered, so a
+cold run of tens of thousands holds one chunk's bytes at a time, never them all; the pipeline puts
+them in place together with the other outputs, all or none (`Made.staged`; a dry run only compares).
+The state keeps, in one meta row, every page written (name -> input key, sha256, size): a page no
+longer made (its article is a draft again, deleted, or dated in the future; or `site.pages` is off)
+is returned as `gone`, and the pipeline removes it after the write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from publisher import __version__
+from publisher.errors import PublisherError
+from publisher.memo import memo_key, templates_key
+from publisher.models import Problem
+from publisher.outputs import Made, page_name
+from publisher.write import compare_outputs, stage_outputs
+
+if TYPE_CHECKING:
+    from publisher.pipeline import Archive
+    from publisher.store import Store
+
+log = logging.getLogger(__name__)
+PAGES_ROW = "pages"  # meta row: {name: [input key sha, output sha, size]}
+CHUNK = 500  # articles whose HTML is read from the state at a time
+Known = dict[str, list[str | int]]
+
+
+def written_pages(store: Store) -> Known:
+    saved = store.meta_get(PAGES_ROW)
+    return dict(json.loads(saved)) if saved else {}
+
+
+def page_inputs(archive: Archive, slug: str) -> object:
+    """What one page shows besides the site-wide inputs: the article, its identity, its related reading."""
+    related = [(s, archive.entries[s].title) for s in archive.related.get(slug, []) if s in archive.entries]
+    return (archive.entries[slug], archive.identities[slug], related)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _still_written(archive: Archive, name: str, size: object) -> bool:
+    """Whether the page is still there with the size it was written with (as the no-op run checks: so a
+    run of a large archive does not read every page again)."""
+    try:
+        return os.stat(os.path.join(archive.settings.paths.output, name)).st_size == size
+    except OSError:
+        return False
+
+
+def page_files(archive: Archive, *, record: bool) -> Made:
+    """The pages whose inputs changed (files), the others (kept) and the pages no longer made (gone)."""
+    settings, store = archive.settings, archive.store
+    known = written_pages(store)
+    now: Known = {}
+    made = Made()
+    if settings.site.pages:
+        shared = memo_key((__version__, templates_key(settings.paths.templates), settings.site,
+                           settings.feeds.formats))
+        todo: list[tuple[str, str, str]] = []
+        for slug in sorted(archive.entries):
+            name = page_name(settings, slug)
+            key = hashlib.sha256((shared + memo_key(page_inputs(archive, slug))).encode()).hexdigest()
+            old = known.get(name)
+            if old and old[0] == key and _still_written(archive, name, old[2]):
+                made.kept[name], now[name] = int(old[2]), old
+            else:
+                todo.append((slug, name, key))
+        _render(archive, todo, made, now, known, record=record)
+    made.gone = sorted(set(known) - set(now))
+    if record:
+        store.meta_put(PAGES_ROW, json.dumps(now, sort_keys=True, separators=(",", ":")))
+    log.info("article pages: %d written, %d unchanged, %d to remove", len(made.written), len(made.kept),
+             len(made.gone))
+    return made
+
+
+def _render(archive: Archive, todo: list[tuple[str, str, str]], made: Made, now: Known, known: Known, *,
+            record: bool) -> None:
+    """Render the pages to do and stage them, a chunk at a time. An article whose page fails is reported
+    (it stays in the feeds); a template that fails is reported once and every page keeps its old
+    version."""
+    from publisher.render.page import render_page
+    from publisher.render.templates import TemplateProblem
+
+    for start in range(0, len(todo), CHUNK):
+        chunk, files = todo[start:start + CHUNK], {}
+        for article, (_, name, key) in zip(archive.articles([s for s, _, _ in chunk]), chunk, strict=True):
+            try:
+                files[name] = data = render_page(article, archive.settings)
+            except TemplateProblem as e:
+                made.notes.append(Problem("article.html.j2", f"no article page written: {e.message}", e.hint))
+                now.update({n: known[n] for _, n, _ in todo if n in known})  # old pages stay
+                made.discard_staged()
+                return
+            except (PublisherError, UnicodeError, ValueError) as e:
+                made.notes.append(Problem(article.entry.source, f"its page cannot be written: {e}",
+                                          "fix the article (see the reason)"))
+                continue
+            now[name] = [key, _sha(data), len(data)]
+        _stage_chunk(archive, files, made, record=record)
+
+
+def _stage_chunk(archive: Archive, files: dict[str, bytes], made: Made, *, record: bool) -> None:
+    """One chunk of rendered pages: staged (a dry run: compared), then its bytes are let go."""
+    root = archive.settings.paths.output
+    if record:
+        staged, unchanged = stage_outputs(root, files)
+        made.staged.append(staged)
+        written = staged.names
+    else:
+        written, unchanged = compare_outputs(root, files)
+    made.written.update((name, len(files[name])) for name in written)
+    made.kept.update((name, len(files[name])) for name in unchanged)
