@@ -1,27 +1,120 @@
-"""feeds/index.html: every digest and every article, with feed autodiscovery links."""
+"""The reader's pages of the site: the home page (index.html) and the monthly archive pages
+(archive/YYYY-MM/index.html), from `index.html.j2` and `archive.html.j2` (a site may override both).
+
+What they show arrives as small frozen values (`Card`, `Month`, `DigestLink`), which are also what
+the pages' memo keys are made of (`publisher.outputs.home`). Dates read as people write them
+("29 November 2026"), in English whatever the machine's locale, in the site's timezone.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from publisher.config import Settings
 from publisher.render import feed_formats
 from publisher.render.templates import render
 
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}  # as readers name them
+ARCHIVE_DIR = "archive"  # archive/YYYY-MM/index.html: a name of the output folder no slug may take
 
-def render_index(settings: Settings, templates: Path, digests: list[tuple[str, datetime, int]],
-                 articles: list[tuple[str, str, datetime]]) -> bytes:
-    """digests: (id, created, article count), newest first; articles: (title, url, published), newest first."""
-    tz = settings.site.tz
 
-    def day(when: datetime) -> dict[str, str]:
-        local = when.astimezone(tz)
-        return {"iso": local.isoformat(), "date": local.strftime("%-d %B %Y")}
+@dataclass(frozen=True)
+class Card:
+    """One article as a page lists it. `published` is in the site's timezone."""
 
-    feeds = [{"type": f.media_type, "url": settings.site.url + f.filename, "name": f.name}
-             for f in feed_formats() if f.name in settings.feeds.formats]
-    html = render(templates, "index.html.j2", site=settings.site, feeds=feeds,
-                  digests=[{"id": i, "title": f"Digest {i}", "count": n, **day(c)} for i, c, n in digests],
-                  articles=[{"title": t, "url": u, **day(p)} for t, u, p in articles])
+    title: str
+    url: str
+    summary: str
+    image: str | None
+    published: datetime
+    minutes: int
+    author: str | None
+
+
+@dataclass(frozen=True)
+class Month:
+    """A month that has an archive page: key "2026-11" and how many articles it holds."""
+
+    key: str
+    count: int
+
+    @property
+    def path(self) -> str:
+        """The page's folder below the site's root, e.g. archive/2026-11/."""
+        return f"{ARCHIVE_DIR}/{self.key}/"
+
+    @property
+    def label(self) -> str:
+        year, month = self.key.split("-")
+        return f"{MONTHS[int(month) - 1]} {year}"
+
+
+@dataclass(frozen=True)
+class DigestLink:
+    """A digest in the archive: id (its file digests/<id>.html), when it was made, its first article."""
+
+    id: str
+    created: datetime
+    count: int
+    lead: str | None  # the first article's title, None when that article is gone
+
+
+def human_date(when: datetime) -> str:
+    """29 November 2026 (whatever the locale)."""
+    return f"{when.day} {MONTHS[when.month - 1]} {when.year}"
+
+
+def month_key(when: datetime) -> str:
+    return f"{when.year:04}-{when.month:02}"
+
+
+def _feeds(settings: Settings) -> list[dict[str, str]]:
+    return [{"type": f.media_type, "url": settings.site.url + f.filename, "name": f.name,
+             "label": FEED_LABELS.get(f.name, f.name.upper())}
+            for f in feed_formats() if f.name in settings.feeds.formats]
+
+
+def _card(card: Card) -> dict[str, Any]:
+    return {"title": card.title, "url": card.url, "summary": card.summary, "image": card.image,
+            "iso": card.published.isoformat(), "date": human_date(card.published), "minutes": card.minutes,
+            "author": card.author}
+
+
+def _digest(link: DigestLink, settings: Settings) -> dict[str, Any]:
+    local = link.created.astimezone(settings.site.tz)
+    more = link.count - 1 if link.lead else link.count
+    return {"id": link.id, "url": f"digests/{link.id}.html", "iso": local.isoformat(), "date": human_date(local),
+            "lead": link.lead, "more": more, "count": link.count}
+
+
+def _month(month: Month, settings: Settings) -> dict[str, Any]:
+    return {"key": month.key, "label": month.label, "count": month.count, "path": month.path,
+            "url": settings.site.url + month.path, "year": month.key[:4]}
+
+
+def _common(settings: Settings) -> dict[str, Any]:
+    return {"site": settings.site, "feeds": _feeds(settings), "subscribe_url": settings.site.url + "subscribe"}
+
+
+def render_home(settings: Settings, templates: Path, cards: Sequence[Card], months: Sequence[Month],
+                digests: Sequence[DigestLink]) -> bytes:
+    """index.html: cards newest first, months newest first (empty: no archive pages), digests newest first."""
+    html = render(templates, "index.html.j2", **_common(settings), articles=[_card(c) for c in cards],
+                  months=[_month(m, settings) for m in months], digests=[_digest(d, settings) for d in digests])
     return html.encode("utf-8")
+
+
+def render_month(settings: Settings, templates: Path, month: Month, cards: Sequence[Card],
+                 newer: Month | None, older: Month | None) -> bytes:
+    """archive/YYYY-MM/index.html: every article of the month, newest first, and the neighbouring months."""
+    html = render(templates, "archive.html.j2", **_common(settings), month=_month(month, settings),
+                  articles=[_card(c) for c in cards], newer=_month(newer, settings) if newer else None,
+                  older=_month(older, settings) if older else None)
+    return html.encode("utf-8")
+
