@@ -2,7 +2,10 @@
 
 Routes: the output folder (static.py); GET/POST /subscribe (double opt-in: the answer is the same
 page whatever the address's status, and the confirmation email goes out after the answer, so not even
-the timing tells); GET /confirm?token=...; GET /unsubscribe?token=... (a page with one button) and
+the timing tells). The POST takes a form from any page, with no cookie and no token (the snippet of
+`publisher subscribe-form`): a filled honeypot field gets the same answer and nothing is done; JSON for
+`Accept: application/json`, CORS for site.url's origin (answers.py). GET /confirm?token=... (then the
+welcome email, welcome.py); GET /unsubscribe?token=... (a page with one button) and
 POST /unsubscribe?token=... (unsubscribes at once: the button, or an RFC 8058 one-click POST from a
 mail provider with no cookie and no form token, since the signed token in the URL is the proof).
 
@@ -33,30 +36,34 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from publisher.config import Settings
-from publisher.deliver.subscribers import NeedsSmtpUtf8, SubscriberError, Subscribers, clean_name, normalize
+from publisher.deliver.subscribers import (
+    NeedsSmtpUtf8,
+    Subscriber,
+    SubscriberError,
+    Subscribers,
+    clean_name,
+    normalize,
+)
 from publisher.deliver.tokens import list_id, signing_key, verify_token
 from publisher.errors import PublisherError, StateError
 from publisher.render import feed_formats
+from publisher.render.templates import render
 from publisher.store import Store, open_store
+from publisher.web.answers import Answer, Cors, wants_json
 from publisher.web.limits import RateLimiter, client_key
 from publisher.web.options import WebOptions, web_options
-from publisher.web.pages import Pages, read_form
-from publisher.web.signed import (
-    FORM_MAX_AGE,
-    form_token,
-    form_token_ok,
-    good_nonce,
-    new_nonce,
-    plain,
-    read_confirm_token,
-)
-from publisher.web.signup import EMAIL_TEMPLATE, confirmation_link, send_confirmation
+from publisher.web.pages import Pages, read_form, readable_form
+from publisher.web.signed import plain, read_confirm_token
+from publisher.web.signup import EMAIL_TEMPLATE, confirmation_link, send_confirmation, send_welcome
 from publisher.web.static import OutputFolder
+from publisher.web.welcome import HTML_TEMPLATE as WELCOME_HTML
+from publisher.web.welcome import TEXT_TEMPLATE as WELCOME_TEXT
+from publisher.web.welcome import welcome_context
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Clock = Callable[[], datetime]
-COOKIE = "publisher_form"
+HONEYPOT = "website"  # the hidden field of every subscribe form: people leave it empty, bots fill it in
 MAX_EMAIL = 320
 MAX_NAME = 100
 
@@ -73,6 +80,7 @@ class Service:
         self.clients = RateLimiter(options.subscribe_limit, options.subscribe_window)
         self.recipients = RateLimiter(options.emails_per_address, options.email_window)
         self.list_id = list_id(settings.site.url)
+        self.cors = Cors(settings.site.url)
         self._key: bytes | None = None
         self._key_lock = threading.Lock()
 
@@ -114,53 +122,57 @@ class Service:
     # subscribing
 
     async def subscribe_form(self, request: Request) -> Response:
-        return await self._form(request, 200)
+        return self._form(200)
 
-    async def _form(self, request: Request, status: int, *, email: str = "", name: str = "",
-                    error: str = "", invalid: bool = False) -> Response:
-        nonce = request.cookies.get(COOKIE)
-        if not good_nonce(nonce):
-            nonce = new_nonce()
-        assert nonce is not None
-        token = form_token(await self.key(), nonce, int(self.clock().timestamp()))
-        response = self.pages.page("subscribe.html.j2", status, csrf=token, email=email, reader_name=name, error=error,
-                                   invalid=invalid, hours=self.options.confirm_hours)
-        response.set_cookie(COOKIE, nonce, max_age=FORM_MAX_AGE, httponly=True, samesite="lax",
-                            secure=request.url.scheme == "https")
-        return response
+    def _form(self, status: int, *, email: str = "", name: str = "", error: str = "",
+              invalid: bool = False) -> Response:
+        return self.pages.page("subscribe.html.j2", status, email=email, reader_name=name, error=error,
+                               invalid=invalid, hours=self.options.confirm_hours)
+
+    async def subscribe_preflight(self, request: Request) -> Response:
+        return self.cors.preflight(request)
 
     async def subscribe(self, request: Request) -> Response:
+        """A form posted from any page, with no cookie and no token (double opt-in protects the list):
+        an HTML page, or JSON for `Accept: application/json`; CORS for site.url's origin."""
+        answer = Answer(self.pages, self.options.confirm_hours, wants_json(request.headers.get("accept", "")))
+        response = await self._subscribe(request, answer)
+        response.headers.add_vary_header("Accept")
+        return self.cors.apply(request, response)
+
+    async def _subscribe(self, request: Request, answer: Answer) -> Response:
         now = self.clock()
-        wait = self.clients.hit(client_key(request.client.host if request.client else None), now.timestamp())
+        client = client_key(request.client.host if request.client else None)
+        wait = self.clients.hit(client, now.timestamp())
         if wait:
             minutes = max(1, math.ceil(wait / 60))
-            return self.pages.error(429, "Too many attempts", f"Please try again in {minutes} minute"
-                                    f"{'s' if minutes != 1 else ''}.", link=False,
-                                    headers={"Retry-After": str(math.ceil(wait))})
+            return answer.refused(429, "Too many attempts", f"Please try again in {minutes} minute"
+                                  f"{'s' if minutes != 1 else ''}.", headers={"Retry-After": str(math.ceil(wait))})
+        if not readable_form(request):
+            return answer.refused(415, "That did not work", "Please send the form as a plain HTML form "
+                                  "(application/x-www-form-urlencoded) or as a JSON object.")
         form = await read_form(request)
         if form is None:
-            return self.pages.error(413, "That was too much", "The form sent more than an address and a name.")
+            return answer.refused(413, "That was too much", "The form sent more than an address and a name.")
         email, name = form.get("email", "").strip()[:MAX_EMAIL], clean_name(form.get("name", ""))[:MAX_NAME]
-        key = await self.key()
-        if not form_token_ok(key, request.cookies.get(COOKIE), form.get("csrf", ""), int(now.timestamp())):
-            return await self._form(request, 403, email=email, name=name,
-                                    error="This form had expired. Please send it again.")
         try:
             identity, address = normalize(email, smtputf8=self.settings.email.smtputf8)
         except NeedsSmtpUtf8:
-            return await self._form(request, 400, email=email, name=name, invalid=True,
-                                    error="We cannot send to an address with non-ASCII characters before the @. "
-                                          "Please use another address.")
+            return answer.invalid(email, name, "We cannot send to an address with non-ASCII characters before "
+                                  "the @. Please use another address.")
         except SubscriberError:
-            return await self._form(request, 400, email=email, name=name,
-                                    error="Please enter an email address such as reader@example.com.", invalid=True)
+            return answer.invalid(email, name, "Please enter an email address such as reader@example.com.")
+        if form.get(HONEYPOT, "").strip():
+            log.info("subscribe: the hidden %r field was filled (a bot?) by client %s: nothing done", HONEYPOT,
+                     client)
+            return answer.accepted(address)
         subscriber = await self.store(lambda s: Subscribers(s.conn).request(identity, address, name, now))
         task = None
         if subscriber is not None and not self.recipients.hit(identity, now.timestamp()):
-            link, expires = confirmation_link(self.settings, key, subscriber.id, now, self.options.confirm_hours)
+            link, expires = confirmation_link(self.settings, await self.key(), subscriber.id, now,
+                                              self.options.confirm_hours)
             task = BackgroundTask(send_confirmation, self.settings, subscriber, link, expires, now)
-        return self.pages.page("subscribed.html.j2", address=address, hours=self.options.confirm_hours,
-                               background=task)
+        return answer.accepted(address, background=task)
 
     async def confirm(self, request: Request) -> Response:
         found = read_confirm_token(await self.key(), self.list_id, request.query_params.get("token", ""))
@@ -171,13 +183,23 @@ class Service:
             hours = self.options.confirm_hours
             return self.pages.error(410, "This link has expired", f"Confirmation links work for {hours} hour"
                                     f"{'' if hours == 1 else 's'}. Subscribe again and you will get a new one.")
-        outcome = await self.store(lambda s: Subscribers(s.conn).confirm(found.subscriber_id, found.issued, now))
+        outcome, subscriber = await self.store(lambda s: self._confirm(s, found.subscriber_id, found.issued, now))
         if outcome == "unknown":
             return self.bad_link("confirmation")
         if outcome == "stale":
             return self.pages.error(410, "This link is no longer valid", "You unsubscribed after this link was "
                                     "sent, so it does not subscribe you again. The subscribe form does.")
-        return self.pages.page("confirm.html.j2", already=outcome == "already")
+        task = None
+        if outcome == "confirmed" and subscriber is not None and self.settings.web.welcome:
+            task = BackgroundTask(send_welcome, self.settings, subscriber, await self.key(), now)
+        return self.pages.page("confirm.html.j2", already=outcome == "already", background=task)
+
+    def _confirm(self, store: Store, subscriber_id: str, issued: int,
+                 now: datetime) -> tuple[str, Subscriber | None]:
+        """The outcome of the confirmation and, when it activated the reader, who (for the welcome email)."""
+        subscribers = Subscribers(store.conn)
+        outcome = subscribers.confirm(subscriber_id, issued, now)
+        return outcome, subscribers.by_id(subscriber_id) if outcome == "confirmed" else None
 
     # unsubscribing
 
@@ -241,13 +263,16 @@ class Service:
     def samples(self) -> None:
         """Render every page once with sample values: a broken site template fails at start, not per reader."""
         pages = self.pages
-        pages.page("subscribe.html.j2", csrf="0.x", email="", reader_name="", error="e", invalid=True, hours=1)
+        pages.page("subscribe.html.j2", email="", reader_name="", error="e", invalid=True, hours=1)
         pages.page("subscribed.html.j2", address="reader@example.com", hours=1)
         pages.page("confirm.html.j2", already=False)
         pages.page("unsubscribe.html.j2", token="x.y")
         pages.page("unsubscribed.html.j2")
         pages.error(404, "t", "m")
         pages.text(EMAIL_TEMPLATE, link=self.settings.site.url, address="reader@example.com", hours=1, expires="e")
+        for template in (WELCOME_TEXT, WELCOME_HTML):
+            for name in ("", "Reader"):
+                render(self.settings.paths.templates, template, **welcome_context(self.settings, name))
 
 
 def create_app(settings: Settings, *, options: WebOptions | None = None, clock: Clock | None = None) -> Starlette:
@@ -257,6 +282,7 @@ def create_app(settings: Settings, *, options: WebOptions | None = None, clock: 
     routes = [
         Route("/subscribe", service.subscribe_form, methods=["GET"]),
         Route("/subscribe", service.subscribe, methods=["POST"]),
+        Route("/subscribe", service.subscribe_preflight, methods=["OPTIONS"]),
         Route("/confirm", service.confirm, methods=["GET"]),
         Route("/unsubscribe", service.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe", service.unsubscribe, methods=["POST"]),

@@ -1,8 +1,9 @@
 """The HTML pages of the web service, from the site's templates (templates/*.html.j2, overridable),
-with the headers every page carries, and the reading of a small urlencoded form body."""
+with the headers every page carries, and the reading of a small form body (urlencoded, or a JSON object)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -50,22 +51,51 @@ class Pages:
                          subscribe_link=link)
 
 
+URLENCODED = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
+def body_kind(request: Request) -> str:
+    """The media type of the request body, lower case, without parameters ("" when there is none)."""
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def readable_form(request: Request) -> bool:
+    """A body read_form understands: a plain HTML form (urlencoded), a JSON object, or none at all."""
+    return body_kind(request) in ("", URLENCODED, JSON)
+
+
 async def read_form(request: Request, limit: int = FORM_LIMIT) -> dict[str, str] | None:
-    """The fields of an application/x-www-form-urlencoded body (the first of repeated names); {} for
-    another kind of body; None when the body is larger than `limit`."""
-    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind != "application/x-www-form-urlencoded":
+    """The fields of an application/x-www-form-urlencoded body (the first of repeated names) or of a JSON
+    object (its string values); {} for another kind of body; None when the body is larger than `limit`."""
+    kind = body_kind(request)
+    if kind not in (URLENCODED, JSON):
         return {}
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
             return None
+    text = body.decode("utf-8", "replace")
+    return _json_fields(text) if kind == JSON else _form_fields(text)
+
+
+def _form_fields(text: str) -> dict[str, str]:
     try:
-        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=FORM_FIELDS)
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=FORM_FIELDS)
     except ValueError:
         return {}
     fields: dict[str, str] = {}
     for name, value in pairs:
         fields.setdefault(name, value)
     return fields
+
+
+def _json_fields(text: str) -> dict[str, str]:
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(found, dict) or len(found) > FORM_FIELDS:
+        return {}
+    return {str(k): v for k, v in found.items() if isinstance(v, str)}

@@ -4,8 +4,9 @@ Each signs a purpose first, so no token can stand in for another kind:
 - confirmation link: `<subscriber id>.<issued>.<expires>.<signature>` over ("confirm", list id,
   subscriber id, issued, expires); times are Unix seconds. The unsubscribe token (tokens.py) signs
   (list id, subscriber id) and has two parts, so neither is ever taken for the other.
-- form token: `<issued>.<signature>` over ("csrf", cookie nonce, issued): the hidden field of the
-  subscribe form must match the nonce cookie of the same browser and be younger than FORM_MAX_AGE.
+
+The subscribe form has no token and sets no cookie: it must work when pasted into any page, and double
+opt-in (the signed confirmation link) is what protects the list.
 
 Every reader refuses anything that is not short plain ASCII before comparing signatures
 (hmac.compare_digest raises TypeError on non-ASCII text).
@@ -17,14 +18,11 @@ import base64
 import hashlib
 import hmac
 import re
-import secrets
 from dataclasses import dataclass
 
 MAX_TOKEN = 400  # characters; real tokens are about 100
-FORM_MAX_AGE = 86_400  # seconds a subscribe form stays usable
 _ID = re.compile(r"[0-9a-f]{1,64}")
 _NUMBER = re.compile(r"[0-9]{1,12}")
-_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 def _sign(key: bytes, *fields: str) -> str:
@@ -63,25 +61,3 @@ def read_confirm_token(key: bytes, list_id: str, token: str) -> Confirmation | N
     if not hmac.compare_digest(expected, signature):
         return None
     return Confirmation(subscriber_id, int(issued), int(expires))
-
-
-def new_nonce() -> str:
-    return secrets.token_urlsafe(24)
-
-
-def good_nonce(nonce: str | None) -> bool:
-    return bool(nonce and _NONCE.fullmatch(nonce))
-
-
-def form_token(key: bytes, nonce: str, issued: int) -> str:
-    return f"{issued}.{_sign(key, 'csrf', nonce, str(issued))}"
-
-
-def form_token_ok(key: bytes, nonce: str | None, token: str, now: int) -> bool:
-    """The form token belongs to this browser's nonce and is not too old."""
-    if not (nonce and good_nonce(nonce) and plain(token)):
-        return False
-    issued, _, signature = token.partition(".")
-    if not _NUMBER.fullmatch(issued) or not -60 <= now - int(issued) <= FORM_MAX_AGE:
-        return False
-    return hmac.compare_digest(_sign(key, "csrf", nonce, issued), signature)

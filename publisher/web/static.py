@@ -1,9 +1,10 @@
 """The output folder over HTTP: the feeds, index.html and the digest archive, nothing else.
 
 What may be served is a table: the feed files (from the table of feed formats) and index.html at the
-top, and `digests/<name>.html|.txt`. Anything else is 404: other files (preview/ is for the operator),
-folders (no listing), hidden names, `..` and absolute paths in any spelling (the server has already
-decoded %2e%2e and %2f), and symlinks that lead out of the folder.
+top, `digests/<name>.html|.txt`, and the index.html of any folder but preview/ (an article's page at
+`<slug>/`, an archive month), its folder's URL ending in `/`. Anything else is 404: other files
+(preview/ is for the operator), folders (no listing), hidden names, `..` and absolute paths in any
+spelling (the server has already decoded %2e%2e and %2f), and symlinks that lead out of the folder.
 
 Each file gets a strong ETag (a hash of its bytes; the gzip form has its own) and Last-Modified (its
 mtime); If-None-Match (or, without it, If-Modified-Since) answers 304. Text is gzipped when the client
@@ -24,6 +25,8 @@ from starlette.responses import Response
 HTML = "text/html; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
 ARCHIVE = "digests"
+INDEX = "index.html"
+PRIVATE = ("preview",)  # folders of the output that are not for readers
 ARCHIVE_TYPES = {".html": HTML, ".txt": TEXT}
 GZIP_FROM = 256  # bytes: smaller files are sent as they are
 GZIP_LEVEL = 6
@@ -43,13 +46,17 @@ class OutputFolder:
     def media_type(self, parts: list[str]) -> str | None:
         if len(parts) == 1:
             return self.top.get(parts[0])
+        if parts[-1] == INDEX and parts[0] not in PRIVATE:  # a page folder: an article, an archive month
+            return HTML
         if len(parts) == 2 and parts[0] == ARCHIVE:
             return ARCHIVE_TYPES.get(PurePosixPath(parts[1]).suffix)
         return None
 
     def locate(self, path: str) -> tuple[Path, str] | None:
         """(file, media type) for a decoded URL path without its leading '/', or None."""
-        parts = path.split("/") if path else ["index.html"]
+        if path.endswith("/"):  # a folder's URL is its index.html (article pages: site.url + slug/)
+            path += INDEX
+        parts = path.split("/") if path else [INDEX]
         if any(p in ("", ".", "..") or p.startswith(".") or any(c in p for c in "\\\0:") for p in parts):
             return None
         media = self.media_type(parts)
