@@ -14,7 +14,7 @@ from __future__ import annotations
 import click
 
 from publisher import __version__
-from publisher.cli import publish, schedule, serve, subscribers
+from publisher.cli import form, publish, schedule, serve, subscribers
 
 __all__ = ["main"]
 
@@ -39,3 +39,4 @@ main.add_command(publish.related)
 main.add_command(subscribers.subscribers)
 main.add_command(schedule.schedule)
 main.add_command(serve.serve)
+main.add_command(form.subscribe_form)

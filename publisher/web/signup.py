@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -20,6 +21,7 @@ from publisher.deliver.transport import Outgoing, SendFailure
 from publisher.errors import PublisherError
 from publisher.render.templates import render
 from publisher.web.signed import confirm_token
+from publisher.web.welcome import welcome_message
 
 log = logging.getLogger(__name__)
 EMAIL_TEMPLATE = "confirm-email.txt.j2"
@@ -72,14 +74,25 @@ def send_confirmation(settings: Settings, subscriber: Subscriber, link: str, exp
                       now: datetime) -> None:
     """Build and send one confirmation email through the configured transport. Runs after the answer
     page went out (a background task), so it never changes what the reader sees; a failure is logged."""
+    _send_one(settings, "confirmation", subscriber.id,
+              lambda: confirmation_message(settings, subscriber, link, expires, now))
+
+
+def send_welcome(settings: Settings, subscriber: Subscriber, key: bytes, now: datetime) -> None:
+    """The welcome email of a reader who just confirmed, through the same transport as the confirmation
+    email; after the answer page went out. A failure is one log line: the confirmation stands."""
+    _send_one(settings, "welcome", subscriber.id, lambda: welcome_message(settings, subscriber, key, now))
+
+
+def _send_one(settings: Settings, what: str, subscriber_id: str, build: Callable[[], Outgoing]) -> None:
     try:
-        message = confirmation_message(settings, subscriber, link, expires, now)
+        message = build()
         transport = open_transport(settings)
         try:
             transport.send(message)
         finally:
             transport.close()
     except (SendFailure, PublisherError, OSError, ValueError) as e:
-        log.warning("confirmation email for subscriber %s not sent: %s", subscriber.id, e)
+        log.warning("%s email for subscriber %s not sent: %s", what, subscriber_id, e)
         return
-    log.info("confirmation email sent for subscriber %s", subscriber.id)
+    log.info("%s email sent for subscriber %s", what, subscriber_id)
