@@ -85,8 +85,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "from": Field(str, "", "sender, e.g. 'Example News <news@example.com>' (default: site title, "
                                "noreply@ the site's host)", checks.mailbox),
         "reply_to": Field(str, "", "Reply-To address (default: none)", checks.mailbox),
-        "subject": Field(str, "{site}: {title}", "subject line; {site} site title, {title} first article, "
-                                                 "{count} articles, {date} digest date", checks.subject),
+        "subject": Field(str, "{site}: {title}[ and {more} more]",
+                         "subject line; {site} site title, {title} lead article, {count} articles, {more} the "
+                         "others (count - 1), {date} digest date; [ and {more} more] is left out when it is 0",
+                         checks.subject),
         "postal_address": Field(str, "", "sender's postal address, shown in the digest footer"),
         "transport": Field(str, "outbox", "outbox (.eml files) or smtp", checks.one_of("outbox", "smtp")),
         "outbox": Field(str, "outbox", "folder of the outbox transport, relative to the config file"),

@@ -115,9 +115,9 @@ def subject(value: str) -> str | None:
     if problem := header_text(value):
         return problem
     try:
-        value.format(site="", title="", count=0, date="")
+        value.format(site="", title="", count=0, more=0, date="")
     except (KeyError, IndexError, ValueError) as e:
-        return f"has an unknown placeholder {e}; use {{site}}, {{title}}, {{count}} or {{date}}"
+        return f"has an unknown placeholder {e}; use {{site}}, {{title}}, {{count}}, {{more}} or {{date}}"
     return None
 
 

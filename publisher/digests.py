@@ -2,11 +2,13 @@
 
 A digest carries the articles first published since the last digest that no digest carried yet,
 newest first, at most `digest.max_articles`. Nothing new: no digest (unless forced, which carries
-the newest articles).
+the newest articles). The first article leads the digest: the newest, or the one `digest.lead` names when
+the digest carries it (a slug no published article has is a warning; one not in this digest is ignored).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -16,6 +18,8 @@ from publisher.models import Article, Digest, Identity, RenderedDigest
 
 if TYPE_CHECKING:
     from publisher.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def pick(slugs: Sequence[str], identities: dict[str, Identity], store: Store, limit: int,
@@ -29,11 +33,26 @@ def pick(slugs: Sequence[str], identities: dict[str, Identity], store: Store, li
     return chosen[:limit]
 
 
+def lead_first(chosen: list[str], published: Sequence[str], lead: str) -> list[str]:
+    """The digest's slugs with the pinned lead first when the digest carries it (else unchanged)."""
+    if not lead:
+        return chosen
+    if lead not in published:
+        log.warning("digest.lead %r: no published article has this slug; the newest article leads instead "
+                    "(fix the slug in publisher.toml, or empty it)", lead)
+        return chosen
+    if lead not in chosen:
+        log.info("digest.lead %r is not in this digest (already sent); the newest article leads", lead)
+        return chosen
+    return [lead, *(s for s in chosen if s != lead)]
+
+
 def next_digest(slugs: Sequence[str], identities: dict[str, Identity], store: Store, settings: Settings,
                 now: datetime, build: Callable[[Sequence[str]], list[Article]], *,
                 force: bool = False) -> Digest | None:
     """The next digest, or None when nothing is new. Not recorded: see `remember`."""
-    chosen = pick(slugs, identities, store, settings.digest.max_articles, force)
+    chosen = lead_first(pick(slugs, identities, store, settings.digest.max_articles, force), slugs,
+                        settings.digest.lead)
     if not chosen:
         return None
     day = now.astimezone(settings.site.tz).strftime("%Y-%m-%d")

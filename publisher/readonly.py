@@ -15,7 +15,7 @@ from publisher.pipeline import prepare
 from publisher.store import open_store
 from publisher.write import write_outputs
 
-PREVIEW_READER = ("Preview Reader", "preview@example.invalid")
+PREVIEW_READER = ("Reader", "preview@example.invalid")
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def preview(settings: Settings, now: datetime, to: str | None = None) -> Preview
                                now)
     name, address = ("", to) if to else PREVIEW_READER
     message = template.render(subscriber_id="preview", name=name, address=address, unsubscribe_url=url)
-    html, text = for_reader(rendered, url)
+    html, text = for_reader(rendered, url, name)
     files = {"preview/digest.html": html.encode(), "preview/digest.txt": text.encode(), "preview/digest.eml": message}
     written, unchanged = write_outputs(settings.paths.output, files)
     return Preview(sorted(written + unchanged), digest.id, fresh, message, template.sender)

@@ -12,7 +12,7 @@ import pytest
 from publisher.config import load_settings
 from publisher.errors import OutputError
 from publisher.models import Article, Digest, Entry, Identity
-from publisher.render.digest import render_digest, render_digest_checked
+from publisher.render.digest import cadence, greeting, render_digest, render_digest_checked
 from publisher.render.templates import TemplateProblem, render
 from tests.conftest import CLOCK, EXAMPLE_ARTICLES, REPO, SEED, Site, run_cli
 
@@ -107,7 +107,7 @@ def test_size_guard_keeps_the_footer_under_100_kb(site: Site) -> None:
     assert "Unsubscribe" in html and html.rstrip().endswith("</html>")
     more = re.search(r"(\d+) more articles on the web", html)
     assert more is not None
-    shown = len(re.findall(r"color:inherit;\">Long article \d+</a>", html))  # titles, not related links
+    shown = len(re.findall(r"class=\"title\"[^>]*>Long article \d+</a>", html))  # titles, not related links
     assert shown + int(more.group(1)) == 60 and shown >= 5
     assert "more articles on the web" in latest(site, "txt")
 
@@ -202,3 +202,95 @@ def test_a_site_title_starting_with_the_reads_well() -> None:
     texts += [(GOLDEN / name).read_text(encoding="utf-8") for name in ("digest.html", "digest.txt")]
     assert "the digest from The Publisher Example" in texts[0]
     assert not [t for t in texts if re.search(r"\bthe\s+(<[^>]*>\s*)*the\b", t, re.IGNORECASE)]
+
+
+def test_greeting_is_the_first_word_of_the_name_else_neutral() -> None:
+    assert greeting("Ana María López") == "Hi Ana,"
+    assert greeting("  José\u2028Smith ") == "Hi José,"
+    assert greeting("Ana, the editor") == "Hi Ana,"
+    for nameless in ("", "   ", "-", "1234", "x" * 41):
+        assert greeting(nameless) == "Hello,", nameless
+
+
+def test_cadence_word_comes_from_a_simple_cron_only() -> None:
+    assert cadence("0 7 * * 1") == "Weekly" and cadence("30 6 * * sun") == "Weekly"
+    assert cadence("0 7 * * *") == "Daily" and cadence("@daily") == "Daily"
+    assert cadence("0 7 1 * *") == "Monthly"
+    for irregular in ("*/5 * * * *", "0 7,19 * * *", "0 7 * * 1,4", "0 7 1 * 1", "not a cron"):
+        assert cadence(irregular) == "", irregular
+
+
+def test_human_label_greeting_and_intro_sanitized_at_the_top(site: Site) -> None:
+    site.write("one.md", "---\ntitle: One\n---\nFirst.\n")
+    site.configure('[digest]\nintro = """This week: **drones**. <script>alert(1)</script>[More](/about/)\n\n'
+                   '<img src=x onerror=alert(2)>"""\n[schedule]\ncron = "0 7 * * *"')
+    assert site.publish().returncode == 0
+    html, text = latest(site), latest(site, "txt")
+    assert "Daily digest · 25 November 2026" in html and "Daily digest · 25 November 2026" in text
+    assert "Digest of" not in html
+    intro = html.index("<strong>drones</strong>")
+    assert html.index("Hello,") < intro < html.index(">One</a>"), "greeting, then intro, then the articles"
+    assert "<script" not in html and "alert(1)" not in html and "onerror" not in html
+    assert '<a href="https://example.com/about/"' in html
+    assert "__PUBLISHER_GREETING__" not in html + text, "the archive copy gets the neutral greeting"
+    assert text.index("Hello,") < text.index("This week: drones.") < text.index("One\n---")
+    assert "More (https://example.com/about/)" in text
+
+
+def lead_site(site: Site, lead: str) -> str:
+    site.write("old.md", "---\ntitle: Pictured\ndate: 2026-11-20\nimage: /img/cover.jpg\n"
+               "image_alt: A drone over a field\n---\nWith a picture.\n")
+    site.write("new.md", "---\ntitle: Newest\ndate: 2026-11-24\n---\nNewest text.\n")
+    site.write("mid.md", "---\ntitle: Middle\ndate: 2026-11-22\n---\nMiddle text.\n")
+    site.configure(f'[digest]\nlead = "{lead}"')
+    result = site.publish()
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+def titles(html: str) -> list[str]:
+    return re.findall(r'class="title"[^>]*>([^<]+)</a>', html)
+
+
+def test_the_newest_article_leads_by_default(site: Site) -> None:
+    assert "digest.lead" not in lead_site(site, "")
+    html = latest(site)
+    assert titles(html) == ["Newest", "Middle", "Pictured"]
+    assert html.index("MORE IN THIS ISSUE") < html.index('style="color:#0b57d0;text-decoration:none;">Middle</a>')
+    assert "https://example.com/img/cover.jpg" not in html, "only the lead shows its image"
+
+
+def test_a_pinned_lead_comes_first_with_its_image(site: Site) -> None:
+    lead_site(site, "old")
+    html = latest(site)
+    assert titles(html) == ["Pictured", "Newest", "Middle"]
+    (img,) = re.findall(r"<img [^>]*>", html)
+    assert 'src="https://example.com/img/cover.jpg"' in img and 'alt="A drone over a field"' in img
+    assert re.search(r'width="\d+"', img) and 'height="' in img
+    assert html.index(img) < html.index("text-decoration:none;\">Pictured</a>") < html.index("MORE IN THIS ISSUE")
+    text = latest(site, "txt")
+    assert text.index("Pictured") < text.index("MORE IN THIS ISSUE") < text.index("Newest")
+
+
+def test_an_unknown_lead_is_a_warning_and_the_newest_leads(site: Site) -> None:
+    stderr = lead_site(site, "no-such-slug")
+    assert "digest.lead 'no-such-slug': no published article has this slug" in stderr
+    assert "Traceback" not in stderr
+    assert titles(latest(site)) == ["Newest", "Middle", "Pictured"]
+
+
+def test_titles_are_not_underlined_and_buttons_name_their_article(site: Site) -> None:
+    lead_site(site, "")
+    html = latest(site)
+    for title in ("Newest", "Middle", "Pictured"):
+        link = re.search(rf'<a class="title"[^>]*style="([^"]*)"[^>]*>{title}</a>', html)
+        assert link is not None and "text-decoration:none" in link.group(1)
+        assert re.search(rf'Read more<span class="sr-only"[^>]*> about: {title}</span>', html), title
+    assert "text-decoration:underline" not in html.replace(" ", "")
+
+
+def test_image_without_alt_text_is_decorative(site: Site) -> None:
+    site.write("pic.md", "---\ntitle: Pic\nimage: /img/a.jpg\n---\nText.\n")
+    assert site.publish().returncode == 0
+    (img,) = re.findall(r"<img [^>]*>", latest(site))
+    assert 'alt=""' in img and "Pic" not in img

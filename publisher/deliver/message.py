@@ -1,8 +1,8 @@
 """One email per reader, built from the digest rendered once: MJML never runs per subscriber, and no
 MIME tree is built per subscriber either. The message is assembled once as bytes with the body parts
-quoted-printable encoded in pieces around the unsubscribe placeholder; each reader's message is then
-those bytes with the To header, Message-ID and unsubscribe URL put in (the pieces join with soft line
-breaks, so the result is plain, valid quoted-printable).
+quoted-printable encoded in pieces around the unsubscribe and greeting placeholders; each reader's
+message is then those bytes with the To header, Message-ID, unsubscribe URL and greeting ("Hi Ana,") put
+in (the pieces join with soft line breaks, so the result is plain, valid quoted-printable).
 
 multipart/alternative (text/plain first, then text/html), UTF-8, with Date, Message-ID, List-Id,
 List-Unsubscribe (an https URL and a mailto) and List-Unsubscribe-Post.
@@ -31,7 +31,7 @@ from email.utils import format_datetime, parseaddr
 from publisher.config import Settings
 from publisher.deliver.tokens import ascii_domain, list_id
 from publisher.models import RenderedDigest
-from publisher.render.digest import UNSUBSCRIBE
+from publisher.render.digest import GREETING, UNSUBSCRIBE, greeting
 
 CRLF = "\r\n"
 SOFT_BREAK = "=" + CRLF
@@ -40,6 +40,8 @@ FOLD = 78  # RFC 5322 section 2.1.1: lines SHOULD be at most 78 characters
 LONGEST_WORD = 60  # an ASCII value with a longer word cannot be folded at spaces: it is encoded instead
 UTF8 = Charset("utf-8")
 SPECIALS = re.compile(r'[][\\()<>@,:;".]')  # as email.utils.specialsre
+OPTIONAL_MORE = re.compile(r"\[([^\[\]]*\{more\}[^\[\]]*)\]")  # "[ and {more} more]"
+PLACEHOLDERS = re.compile(f"({re.escape(UNSUBSCRIBE)}|{re.escape(GREETING)})")
 
 
 def one_line(value: str) -> str:
@@ -113,23 +115,42 @@ def mailbox_line(name: str, display: str, address: str) -> str:
     return _named(name, display, f"<{address}>") if display else f"{name}: {address}{CRLF}"
 
 
+def subject_text(template: str, *, site: str, title: str, count: int, date: str) -> str:
+    """The subject from its template: {site}, {title} (the lead article), {count} articles, {more} = count - 1,
+    {date}. A part in [brackets] that holds {more} is left out when there is no other article
+    ("{site}: {title}[ and {more} more]"); other brackets stay as they are."""
+    more = max(count - 1, 0)
+    template = OPTIONAL_MORE.sub(lambda m: m.group(1) if more else "", template)
+    return template.format(site=site, title=title, count=count, more=more, date=date)
+
+
 def subject_line(rendered: RenderedDigest, settings: Settings) -> str:
     digest = rendered.digest
-    first = digest.articles[0].entry.title if digest.articles else ""
-    text = settings.email.subject.format(site=settings.site.title, title=first, count=len(digest.articles),
-                                         date=digest.created.astimezone(settings.site.tz).strftime("%-d %B %Y"))
+    lead = digest.articles[0].entry.title if digest.articles else ""
+    text = subject_text(settings.email.subject, site=settings.site.title, title=lead, count=len(digest.articles),
+                        date=digest.created.astimezone(settings.site.tz).strftime("%-d %B %Y"))
     return one_line(text)
 
 
-def _qp_pieces(text: str) -> list[bytes]:
-    """Quoted-printable of the text (ASCII bytes), in pieces split where the unsubscribe URL goes."""
-    return [quoted_printable(piece).encode("ascii") for piece in text.split(UNSUBSCRIBE)]
+def _qp_pieces(text: str) -> tuple[list[bytes], list[str]]:
+    """Quoted-printable of the text (ASCII bytes), in pieces split where a placeholder goes (the unsubscribe
+    URL, the greeting), and the placeholders in the order they come."""
+    parts = PLACEHOLDERS.split(text)
+    return [quoted_printable(piece).encode("ascii") for piece in parts[::2]], parts[1::2]
 
 
-def _joint(url: str) -> bytes:
-    """What joins the quoted-printable pieces around the unsubscribe placeholder: the URL, encoded, between
-    soft line breaks."""
-    return (SOFT_BREAK + quoted_printable(url) + SOFT_BREAK).encode("ascii")
+def _joint(value: str) -> bytes:
+    """What joins the quoted-printable pieces around a placeholder: the value, encoded, between soft line
+    breaks."""
+    return (SOFT_BREAK + quoted_printable(value) + SOFT_BREAK).encode("ascii")
+
+
+def _joined(pieces: list[bytes], slots: list[str], joints: dict[str, bytes]) -> bytes:
+    """The pieces with each placeholder's joint between them (the common digest has one of each)."""
+    out = [pieces[0]]
+    for slot, piece in zip(slots, pieces[1:], strict=True):
+        out += (joints[slot], piece)
+    return b"".join(out)
 
 
 class MessageTemplate:
@@ -155,8 +176,8 @@ class MessageTemplate:
         self.text_head = part.format(b=boundary, kind="plain").encode("ascii")
         self.html_head = (CRLF + part.format(b=boundary, kind="html")).encode("ascii")
         self.tail = f"{CRLF}--{boundary}--{CRLF}".encode("ascii")
-        self.text_pieces = _qp_pieces(text)
-        self.html_pieces = _qp_pieces(html)
+        self.text_pieces, self.text_slots = _qp_pieces(text)
+        self.html_pieces, self.html_slots = _qp_pieces(html)
 
     def message_id(self, subscriber_id: str) -> str:
         """Deterministic: the same digest and subscriber always give the same Message-ID."""
@@ -165,14 +186,16 @@ class MessageTemplate:
     def render(self, *, subscriber_id: str, name: str, address: str, unsubscribe_url: str) -> bytes:
         """One reader's message, CRLF line ends. The headers are ASCII unless the address has a non-ASCII
         local part (then it is UTF-8, to be sent with SMTPUTF8). The parts built once are bytes already:
-        a reader costs their own headers and the two encoded URLs, joined."""
+        a reader costs their own headers, the encoded URL and greeting, joined."""
         host = self.host
         per_reader = (f"{mailbox_line('To', name, address)}Message-ID: {self.message_id(subscriber_id)}{CRLF}"
                       f"List-Unsubscribe: <{one_line(unsubscribe_url)}>,{CRLF} "
                       f"<mailto:unsubscribe@{host}?subject=unsubscribe%20{subscriber_id}>{CRLF}")
-        text_url = _joint(unsubscribe_url)
-        html_url = htmllib.escape(unsubscribe_url)  # the same string unless the URL has & < > " or '
+        hello = greeting(name)
+        text_url, text_hello = _joint(unsubscribe_url), _joint(hello)
+        html_url, html_hello = htmllib.escape(unsubscribe_url), htmllib.escape(hello)  # mostly the same strings
+        html_joints = {UNSUBSCRIBE: text_url if html_url == unsubscribe_url else _joint(html_url),
+                       GREETING: text_hello if html_hello == hello else _joint(html_hello)}
         return b"".join((self.head, per_reader.encode("utf-8", errors="replace"), self.mime, self.text_head,
-                         text_url.join(self.text_pieces), self.html_head,
-                         (text_url if html_url == unsubscribe_url else _joint(html_url)).join(self.html_pieces),
-                         self.tail))
+                         _joined(self.text_pieces, self.text_slots, {UNSUBSCRIBE: text_url, GREETING: text_hello}),
+                         self.html_head, _joined(self.html_pieces, self.html_slots, html_joints), self.tail))

@@ -372,6 +372,11 @@ def deliver_pending(settings: Settings, clock: Callable[[], datetime], stop: Cal
     if worker:
         check_worker_state(settings.paths.state)
     with open_store(settings.paths.state) as store:
+        from publisher.deliver.subscribers import Subscribers
+        from publisher.safety import refuse_local_links
+
+        # the CLI refuses earlier (before a digest is recorded); the scheduler's runs are refused here
+        refuse_local_links(settings, (s.email for s in Subscribers(store.conn).active()))
         if settings.paths.state.is_sqlite:  # one sender per file, under the run lock: a lease is a dead run's
             Journal(store).release_all()
             store.checkpoint()

@@ -14,6 +14,12 @@ from publisher.models import Document, Problem
 
 
 @cache
+def render_markdown(text: str) -> str:
+    """Markdown (CommonMark with the project's options) as HTML, not yet sanitized."""
+    html: str = _renderer().render(text)
+    return html
+
+
 def _renderer() -> MarkdownIt:
     # Raw HTML and every link are let through here: the sanitizer (enrich) is the one place that
     # decides, and drops javascript: URLs instead of markdown-it printing them as literal text.
@@ -56,5 +62,6 @@ def parse(rel: str, text: str, tz: ZoneInfo, warnings: list[Problem]) -> Documen
         summary=values.get("summary") or None, tags=values.get("tags", ()),
         image=values.get("image") or None, draft=values.get("draft", False),
         references=values.get("related", ()), guid=values.get("guid") or None,
+        link=values.get("link") or None, image_alt=values.get("image_alt") or None,
         warnings=tuple(warnings), lines=tuple(lines.items()),
     )

@@ -1,23 +1,30 @@
 """The email digest: Jinja2 -> MJML -> responsive HTML, plus a plain-text part.
 
-The only module that imports mjml. The HTML and text carry UNSUBSCRIBE, a placeholder delivery
-replaces per subscriber (MJML runs once per digest, never per subscriber). The HTML stays under
+The only module that imports mjml. The HTML and text carry UNSUBSCRIBE and GREETING, placeholders
+delivery replaces per subscriber (MJML runs once per digest, never per subscriber): the unsubscribe URL
+and "Hi Ana," (the first word of the subscriber's name; "Hello," without one). The HTML stays under
 `digest.max_kb`: past it, full texts become summaries, then the digest keeps as many articles as
 fit and ends with "N more articles on the web".
 """
 
 from __future__ import annotations
 
+import html as htmllib
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mjml import mjml2html
 
 from publisher.config import Settings
+from publisher.cron import parse_cron
+from publisher.enrich.sanitize import sanitize
 from publisher.errors import OutputError
+from publisher.load.markdown import render_markdown
 from publisher.models import Article, Digest, Problem, RenderedDigest
 from publisher.render import isolate
 from publisher.render.plaintext import html_to_text, wrap
@@ -25,6 +32,10 @@ from publisher.render.templates import TemplateProblem, render
 
 log = logging.getLogger(__name__)
 UNSUBSCRIBE = "https://unsubscribe.invalid/__UNSUBSCRIBE__"
+GREETING = "__PUBLISHER_GREETING__"
+NEUTRAL = "Hello,"
+BLANK_LINES = re.compile(r"\n{3,}")
+NAME_MAX = 40  # characters of a name in the greeting; a longer first word is not a name worth printing
 
 
 @dataclass(frozen=True)
@@ -33,8 +44,48 @@ class Layout:
     shown: int
 
 
+def greeting(name: str) -> str:
+    """The opening line for one reader: "Hi Ana," from the first word of their name ("Ana María López"),
+    "Hello," when the name is empty, holds no letter, or its first word is too long to be a first name."""
+    words = "".join(c if c.isprintable() else " " for c in name).split()
+    first = words[0].strip(",;:") if words else ""
+    if not first or len(first) > NAME_MAX or not any(c.isalpha() for c in first):
+        return NEUTRAL
+    return f"Hi {first},"
+
+
+def cadence(cron: str) -> str:
+    """"Weekly", "Daily" or "Monthly" when the schedule's cron says so simply; else ""."""
+    try:
+        when = parse_cron(cron)
+    except ValueError:
+        return ""
+    once_a_day = len(when.second) == len(when.minute) == len(when.hour) == 1 and len(when.month) == 12
+    if not once_a_day:
+        return ""
+    if when.day_star and len(when.weekday) == 1:
+        return "Weekly"
+    if when.day_star and when.weekday_star:
+        return "Daily"
+    return "Monthly" if when.weekday_star and len(when.day) == 1 else ""
+
+
+def digest_label(created: datetime, settings: Settings) -> str:
+    """The digest's human label: "Weekly digest · 29 November 2026" (else "Digest · 29 November 2026")."""
+    word = cadence(settings.schedule.cron)
+    day = created.astimezone(settings.site.tz).strftime("%-d %B %Y")
+    return f"{word} digest · {day}" if word else f"Digest · {day}"
+
+
 def digest_title(digest: Digest, settings: Settings) -> str:
-    return digest.created.astimezone(settings.site.tz).strftime("Digest of %-d %B %Y")
+    return digest_label(digest.created, settings)
+
+
+def intro_html(settings: Settings) -> str:
+    """`digest.intro` (Markdown) as sanitized HTML; empty when there is none."""
+    if not settings.digest.intro.strip():
+        return ""
+    return sanitize(render_markdown(settings.digest.intro), settings.site.url, settings.site.url).strip()
 
 
 def archive_url(settings: Settings, name: str) -> str:
@@ -46,23 +97,33 @@ def _item(article: Article, settings: Settings, related: int, full_text: bool) -
     text = html_to_text(article.html) if full_text else entry.summary
     return {
         "title": entry.title, "url": article.url, "summary": entry.summary, "html": article.html,
-        "text": text, "image": entry.image,
+        "text": text, "image": entry.image, "image_alt": entry.image_alt or "",  # none: decorative (alt="")
         "reading": f"{entry.reading_minutes} min read",
         "date": article.identity.published.astimezone(settings.site.tz).strftime("%-d %B %Y"),
         "related": article.related[:related],
     }
 
 
+def _preheader(intro: str, shown: Sequence[Article], total: int) -> str:
+    """The inbox preview line: the intro's opening words, else the lead's summary."""
+    text = " ".join(html_to_text(intro).split()) if intro else (shown[0].entry.summary if shown else "")
+    if len(text) > 150:
+        text = text[:150].rsplit(" ", 1)[0] + "…"
+    return text or f"{total} new article{'s' if total != 1 else ''}"
+
+
 def _context(digest: Digest, settings: Settings, layout: Layout) -> dict[str, Any]:
     shown = digest.articles[: layout.shown]
-    first = shown[0].entry.title if shown else ""
+    intro = intro_html(settings)
+    items = [_item(a, settings, settings.related.in_digest, layout.full_text) for a in shown]
     return {
         "site": {"title": settings.site.title, "url": settings.site.url, "language": settings.site.language,
                  "archive_url": settings.site.url + "index.html"},
         "digest": {"id": digest.id, "title": digest_title(digest, settings), "font_family":
                    settings.digest.font_family, "archive_url": archive_url(settings, f"{digest.id}.html"),
-                   "preheader": f"{len(digest.articles)} new: {first}"},
-        "items": [_item(a, settings, settings.related.in_digest, layout.full_text) for a in shown],
+                   "preheader": _preheader(intro, shown, len(digest.articles))},
+        "greeting": GREETING, "intro_html": intro, "intro_text": html_to_text(intro) if intro else "",
+        "items": items, "lead": items[0] if items else None, "others": items[1:],
         "full_text": layout.full_text,
         "more": len(digest.articles) - layout.shown,
         "unsubscribe_url": UNSUBSCRIBE,
@@ -106,7 +167,7 @@ def _fit(digest: Digest, settings: Settings, templates: Path) -> tuple[Layout, s
 
 def _render(digest: Digest, settings: Settings, templates: Path) -> RenderedDigest:
     layout, html = _fit(digest, settings, templates)
-    text = wrap(render(templates, "digest.txt.j2", **_context(digest, settings, layout)))
+    text = wrap(BLANK_LINES.sub("\n\n", render(templates, "digest.txt.j2", **_context(digest, settings, layout))))
     text.encode("utf-8")  # raises here, for the article at fault, if a lone surrogate got through
     return RenderedDigest(digest, html, text, layout.shown)
 
@@ -133,14 +194,21 @@ def render_digest(digest: Digest, settings: Settings, templates: Path) -> Render
     return rendered
 
 
-def for_reader(rendered: RenderedDigest, unsubscribe_url: str) -> tuple[str, str]:
-    """The HTML and text with the unsubscribe placeholder filled in."""
-    return (rendered.html.replace(UNSUBSCRIBE, unsubscribe_url),
-            rendered.text.replace(UNSUBSCRIBE, unsubscribe_url))
+def fill(text: str, unsubscribe_url: str, name: str, *, html: bool) -> str:
+    """One reader's copy of a rendered part: the unsubscribe URL and the greeting put in (escaped in HTML)."""
+    hello = greeting(name)
+    return text.replace(UNSUBSCRIBE, unsubscribe_url).replace(GREETING, htmllib.escape(hello) if html else hello)
+
+
+def for_reader(rendered: RenderedDigest, unsubscribe_url: str, name: str = "") -> tuple[str, str]:
+    """The HTML and text with the unsubscribe URL and the greeting filled in (neutral without a name)."""
+    return (fill(rendered.html, unsubscribe_url, name, html=True),
+            fill(rendered.text, unsubscribe_url, name, html=False))
 
 
 def archive_copy(settings: Settings, name: str, html: str, text: str) -> dict[str, bytes]:
-    """The "view in browser" copy in the output folder: the unsubscribe link leads to the site's page."""
+    """The "view in browser" copy in the output folder: the unsubscribe link leads to the site's page and
+    the greeting is the neutral one (the page is the same for every reader)."""
     page = settings.site.url + "unsubscribe"
-    return {f"digests/{name}.html": html.replace(UNSUBSCRIBE, page).encode("utf-8"),
-            f"digests/{name}.txt": text.replace(UNSUBSCRIBE, page).encode("utf-8")}
+    return {f"digests/{name}.html": fill(html, page, "", html=True).encode("utf-8"),
+            f"digests/{name}.txt": fill(text, page, "", html=False).encode("utf-8")}
