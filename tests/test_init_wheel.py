@@ -42,6 +42,13 @@ def test_init_then_publish_from_the_wheel(tmp_path: Path) -> None:
     assert init.returncode == 0, init.stderr
     site = work / "newsite"
     assert (site / "publisher.toml").read_text().count("# ") > 10
+    assert not (site / "templates").exists(), "init copies no template: the built-in ones keep their fixes"
+    assert "set site.url and email.from" in init.stdout
+    custom = cli("init", "custom", "--templates", "--clock", "2026-11-25T09:00:00Z", cwd=work)
+    assert custom.returncode == 0, custom.stderr
+    copied = sorted(p.name for p in (work / "custom" / "templates").iterdir())
+    assert copied == sorted(n.rsplit("/", 1)[1] for n in names
+                            if n.startswith("publisher/templates/") and n.endswith(".j2") and n.count("/") == 2)
     published = cli("publish", "--clock", "2026-11-25T12:00:00Z", cwd=site)
     assert published.returncode == 0, published.stderr
     assert "1 published" in published.stdout

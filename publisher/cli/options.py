@@ -7,6 +7,7 @@ Only click and the standard library are imported here; the library is imported i
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -90,16 +91,25 @@ def clock_source(clock: str | None) -> Callable[[], datetime]:
 
 
 class ProgressBar:
-    """A click progress bar on stderr, shown only for long runs in a terminal."""
+    """Progress on stderr, one line per stage, shown only for long stages in a terminal (never in a log or a
+    pipe): `start(total, label)` ends the previous stage's line and begins the next one; each line shows the
+    stage's name, a bar, the percentage, the estimated time left and the time spent so far."""
 
     def __init__(self, label: str = "reading articles") -> None:
         self.bar: Any = None
         self.label = label
+        self.started = 0.0
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, label: str | None = None) -> None:
+        self.close()
         if total >= PROGRESS_FROM and sys.stderr.isatty():
-            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+            self.started = time.perf_counter()
+            self.bar = click.progressbar(length=total, label=label or self.label, file=sys.stderr,
+                                         item_show_func=self._elapsed)
             self.bar.__enter__()
+
+    def _elapsed(self, _item: object) -> str:
+        return f"{time.perf_counter() - self.started:.1f} s"
 
     def advance(self, done: int) -> None:
         if self.bar is not None:

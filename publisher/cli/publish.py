@@ -69,6 +69,8 @@ def publish(config: Path | None, clock: str | None, dry_run: bool, force: bool, 
     """
     started = time.perf_counter()
     settings = read_settings(config)
+    if not (dry_run or no_send):
+        _refuse_local_links(settings)  # before anything is recorded: the digest would keep those links
     with locked(settings, wait, "publish", dry_run):
         report = _run(settings, parse_clock(clock), dry_run=dry_run, use_cache=True, force=force)
         _report(report, time.perf_counter() - started, dry_run)
@@ -135,12 +137,40 @@ def send(config: Path | None, clock: str | None, resume: bool, show_status: bool
         return
     if follow and not worker:
         fail(click.UsageError("--follow goes with --worker (a plain send holds the run lock until it ends)"), 2)
+    _warn_placeholders(settings)
+    _refuse_local_links(settings)
     if worker:
         _refuse_sqlite(settings)
         _deliver(settings, clock, worker=True, follow=follow, lease=lease)
         return
     with locked(settings, wait, "send"):
         _deliver(settings, clock, lease=lease)
+
+
+def _warn_placeholders(settings: Settings) -> int:
+    """One warning line per setting still naming localhost or an example domain; how many there were."""
+    from publisher.safety import warnings
+
+    lines = warnings(settings)
+    for line in lines:
+        click.echo(f"warning: {line}", err=True)
+    return len(lines)
+
+
+def _refuse_local_links(settings: Settings) -> None:
+    """SMTP delivery of links to this machine ends the command (exit 2) before anything is sent."""
+    from publisher.deliver.subscribers import Subscribers
+    from publisher.errors import PublisherError
+    from publisher.safety import is_local, refuse_local_links, url_host
+    from publisher.store import open_store
+
+    if settings.email.transport != "smtp" or not is_local(url_host(settings.site.url)):
+        return
+    try:
+        with open_store(settings.paths.state, write=False) as store:
+            refuse_local_links(settings, (s.email for s in Subscribers(store.conn).active()))
+    except PublisherError as e:
+        fail(e, e.exit_code)
 
 
 def _refuse_sqlite(settings: Settings) -> None:
@@ -191,31 +221,36 @@ def check(config: Path | None, clock: str | None) -> None:
     """Validate the config and every article; write nothing."""
     started = time.perf_counter()
     settings = read_settings(config)
+    placeholders = _warn_placeholders(settings)
     report = _run(settings, parse_clock(clock), dry_run=True, use_cache=False)
     for problem in report.problems:
         click.echo(f"{problem.severity}: {problem}", err=True)
     click.echo(f"{count(report.read, 'article')} checked, {len(report.errors)} with errors, "
-               f"{count(len(report.problems) - len(report.errors), 'warning')}; "
+               f"{count(len(report.problems) - len(report.errors) + placeholders, 'warning')}; "
                f"{time.perf_counter() - started:.2f} s")
     sys.exit(1 if report.errors else 0)
 
 
 @click.command()
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--templates", "with_templates", is_flag=True,
+              help="Also copy the built-in templates into DIRECTORY/templates to customise (a copy overrides "
+                   "the built-in template for good: delete the ones you do not change).")
 @clock_option
-def init(directory: Path, clock: str | None) -> None:
-    """Create a new site in DIRECTORY: publisher.toml (every key, commented), an example article
-    and the templates."""
+def init(directory: Path, with_templates: bool, clock: str | None) -> None:
+    """Create a new site in DIRECTORY: publisher.toml (every key, commented) and an example article.
+    The built-in templates are used until you copy one (--templates)."""
     from publisher.errors import PublisherError
     from publisher.scaffold import scaffold
 
     try:
-        created = scaffold(directory, parse_clock(clock))
+        created = scaffold(directory, parse_clock(clock), templates=with_templates)
     except PublisherError as e:
         fail(e, e.exit_code)
     for path in created:
         click.echo(f"created {path}")
-    click.echo(f"next: cd {directory} && publisher publish")
+    click.echo(f"next: cd {directory} && publisher publish; before sending email, set site.url and email.from "
+               f"in {directory / 'publisher.toml'}")
 
 
 @click.command()

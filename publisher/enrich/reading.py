@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from publisher.config import RelatedSettings
 from publisher.enrich import plain_text
@@ -22,12 +22,22 @@ from publisher.enrich.references import resolve
 from publisher.models import Entry, Identity, Problem
 
 if TYPE_CHECKING:
-    from publisher.enrich.related import RelatedIndex
+    from publisher.enrich.related import RankDoc, RelatedIndex
     from publisher.store import Store
 
 log = logging.getLogger(__name__)
 RANK_VERSION = "1"
+TEXT_CHUNK = 500  # articles whose HTML is read from the state at a time
 Ranked = list[tuple[str, float, str]]  # (slug, score, reason)
+
+
+class Progress(Protocol):
+    """A stage's progress: `start` names the stage and its number of steps, `advance` reports steps done
+    (the CLI draws one bar per stage in a terminal)."""
+
+    def start(self, total: int, label: str = ...) -> None: ...
+
+    def advance(self, done: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -52,19 +62,34 @@ def _input_keys(entries: Mapping[str, Entry], settings: RelatedSettings) -> dict
             for slug, e in entries.items()}
 
 
-def _rank(need: list[str], entries: Mapping[str, Entry], identities: Mapping[str, Identity], store: Store,
-          html_of: Callable[[Iterable[str]], dict[str, str]], settings: RelatedSettings) -> dict[str, Ranked]:
-    """Rank the `need` slugs with the engine, keeping its index in the state in step with the archive."""
-    from publisher.enrich.related import RankDoc, RelatedIndex  # scikit-learn: only when ranking
+def _texts(entries: Mapping[str, Entry], identities: Mapping[str, Identity],
+           html_of: Callable[[Iterable[str]], dict[str, str]]) -> Callable[..., list[RankDoc]]:
+    """A function giving the ranker's view of some slugs (reading their HTML a chunk at a time: only the
+    text is kept), telling `step` how many were read after each chunk."""
+    from publisher.enrich.related import RankDoc
 
-    def docs(slugs: Iterable[str]) -> list[RankDoc]:
+    def docs(slugs: Iterable[str], step: Callable[[int], None] | None = None) -> list[RankDoc]:
         wanted, found = list(slugs), []
-        for start in range(0, len(wanted), 1000):  # a chunk of HTML at a time: only the text is kept
-            html = html_of(wanted[start:start + 1000])
+        for start in range(0, len(wanted), TEXT_CHUNK):
+            chunk = wanted[start:start + TEXT_CHUNK]
+            html = html_of(chunk)
             found += [RankDoc(s, entries[s].title, plain_text(html[s]), entries[s].tags,
-                              identities[s].published.timestamp()) for s in wanted[start:start + 1000]]
+                              identities[s].published.timestamp()) for s in chunk]
+            if step:
+                step(len(chunk))
         return found
 
+    return docs
+
+
+def _rank(need: list[str], entries: Mapping[str, Entry], identities: Mapping[str, Identity], store: Store,
+          html_of: Callable[[Iterable[str]], dict[str, str]], settings: RelatedSettings,
+          progress: Progress | None = None) -> dict[str, Ranked]:
+    """Rank the `need` slugs with the engine, keeping its index in the state in step with the archive.
+    Progress, in articles: texts read and the model fitted (when it must be), then articles ranked."""
+    from publisher.enrich.related import RelatedIndex  # scikit-learn: only when ranking
+
+    docs, step = _texts(entries, identities, html_of), progress.advance if progress else None
     hashes = {s: e.content_hash for s, e in entries.items()}
     stored = _stored_index(store)
     changed = [s for s in hashes if stored is None or stored[0].get(s) != hashes[s]]
@@ -74,13 +99,17 @@ def _rank(need: list[str], entries: Mapping[str, Entry], identities: Mapping[str
         index.remove(gone)
         if len(changed) < len(hashes) // 2:
             index.add(docs(changed))
-    if index is None or index.stale or len(index) != len(hashes):
+    rebuild = index is None or index.stale or len(index) != len(hashes)
+    if progress:
+        fit = len(hashes) + RelatedIndex.build_steps(len(hashes)) if rebuild else 0
+        progress.start(fit + len(set(need)), "related reading")
+    if index is None or rebuild:
         log.info("related reading: fitting the model on %d articles", len(hashes))
-        index = RelatedIndex.build(docs(hashes))
+        index = RelatedIndex.build(docs(hashes, step), progress=step)
         changed = list(hashes)
     if changed or gone:
         store.save_related_index(hashes, index.to_bytes())
-    ranked = index.rank(need, settings.count, settings.include_newer)
+    ranked = index.rank(need, settings.count, settings.include_newer, progress=step)
     return {slug: [(r.key, r.score, r.reason) for r in items] for slug, items in ranked.items()}
 
 
@@ -113,8 +142,10 @@ def _cached_lists(store: Store) -> dict[str, tuple[str, Ranked]]:
 
 
 def relate(entries: Mapping[str, Entry], identities: Mapping[str, Identity], store: Store,
-           html_of: Callable[[Iterable[str]], dict[str, str]], settings: RelatedSettings) -> Reading:
-    """Source references first, then ranked similar articles, up to `settings.count` per article."""
+           html_of: Callable[[Iterable[str]], dict[str, str]], settings: RelatedSettings,
+           progress: Progress | None = None) -> Reading:
+    """Source references first, then ranked similar articles, up to `settings.count` per article.
+    `progress` is told of the "related reading" stage when something must be ranked (else not at all)."""
     found, missing = resolve(list(entries.values()))
     keys = _input_keys(entries, settings)
     cached = _cached_lists(store)
@@ -123,7 +154,7 @@ def relate(entries: Mapping[str, Entry], identities: Mapping[str, Identity], sto
             or any(target not in entries for target, _, _ in cached[s][1])]
     if need and settings.count:
         log.info("related reading: ranking %d of %d articles", len(need), len(entries))
-        ranked = _rank(need, entries, identities, store, html_of, settings)
+        ranked = _rank(need, entries, identities, store, html_of, settings, progress)
         fresh = {slug: (keys[slug], ranked.get(slug, [])) for slug in need}
     if fresh or len(cached) != len(entries):
         store.save_related_lists(fresh, set(entries))

@@ -34,7 +34,7 @@ import io
 import math
 import re
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,6 +43,7 @@ import scipy.sparse as sp  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 
 Reason = Literal["similarity", "shared tags"]
+Step = Callable[[int], None]  # told how many more steps (articles) are done
 
 FORMAT_VERSION = 1
 DIMS = 100  # LSA dimensions
@@ -163,39 +164,40 @@ class RelatedIndex:
 
     # --- building and folding in -------------------------------------------------------------
 
+    @staticmethod
+    def build_steps(n: int) -> int:
+        """The progress steps `build` reports for n docs: n for the vocabulary, n for the LSA basis, and n
+        more for folding every doc in when the model is fitted on a sample."""
+        return 2 * n + (n if n > FIT_SAMPLE else 0)
+
     @classmethod
-    def build(cls, docs: Sequence[RankDoc]) -> RelatedIndex:
+    def build(cls, docs: Sequence[RankDoc], progress: Step | None = None) -> RelatedIndex:
         """Fit vocabulary, IDF and LSA basis on `docs` and index them (input order does not matter).
 
         Archives larger than FIT_SAMPLE are fitted on an evenly spaced sample (by key) and every article
-        is then folded in with that model, which keeps memory flat in the archive's size."""
+        is then folded in with that model, which keeps memory flat in the archive's size. `progress` is
+        told of `build_steps(len(docs))` steps in all."""
+        step = progress or _no_step
         docs = _checked(docs)
         ordered = sorted(docs, key=lambda d: d.key)
         n = len(ordered)
         sample = ordered[:: math.ceil(n / FIT_SAMPLE)] if n > FIT_SAMPLE else ordered
-        small = len(sample) < SMALL_ARCHIVE
-        from sklearn.feature_extraction.text import CountVectorizer  # type: ignore[import-untyped]  # slow import
-
-        counter = CountVectorizer(lowercase=True, token_pattern=TOKEN.pattern, stop_words="english",
-                                  min_df=1 if small else MIN_DF, max_df=1.0 if small else MAX_DF,
-                                  max_features=MAX_FEATURES, dtype=np.float64)
-        try:
-            counts = counter.fit_transform(_text(d) for d in sample)
-            terms = [str(t) for t in counter.get_feature_names_out()]
-        except ValueError:  # no documents, or no word left after pruning
-            counts, terms = sp.csr_matrix((len(sample), 0), dtype=np.float32), []
-        df = np.bincount(sp.csr_matrix(counts).indices, minlength=len(terms))
-        idf = np.log((1.0 + len(sample)) / (1.0 + df)) + 1.0
-        weighted = _tfidf(counts, idf)
+        terms, idf, weighted = _vocabulary(sample)
+        step(n)
         basis = _basis(weighted)
         if sample is ordered:
             vectors = _project(weighted, basis)
         else:
-            del counts, weighted
+            del weighted
             vocabulary = {t: j for j, t in enumerate(terms)}
-            vectors = np.concatenate([
-                _project(_tfidf(_count([_text(d) for d in ordered[i:i + FOLD_CHUNK]], vocabulary), idf), basis)
-                for i in range(0, n, FOLD_CHUNK)]) if terms else np.zeros((n, basis.shape[0]), dtype=np.float32)
+            parts = []
+            for i in range(0, n, FOLD_CHUNK):
+                chunk = [_text(d) for d in ordered[i:i + FOLD_CHUNK]]
+                parts.append(_project(_tfidf(_count(chunk, vocabulary), idf), basis) if terms else
+                             np.zeros((len(chunk), basis.shape[0]), dtype=np.float32))
+                step(len(chunk))
+            vectors = np.concatenate(parts)
+        step(n)
         return cls(terms=terms, idf=idf, basis=basis, keys=[d.key for d in ordered],
                    published=np.array([d.published for d in ordered], dtype=np.float64),
                    tags=[_norm_tags(d.tags) for d in ordered], vectors=vectors, fitted=n, changed=0)
@@ -257,8 +259,24 @@ class RelatedIndex:
 
     # --- ranking -------------------------------------------------------------------------------
 
-    def rank(self, keys: Iterable[str] | None, count: int, include_newer: bool) -> dict[str, list[Related]]:
-        """Rank the given indexed keys (all when None) against every indexed article."""
+    def rank(self, keys: Iterable[str] | None, count: int, include_newer: bool,
+             progress: Step | None = None) -> dict[str, list[Related]]:
+        """Rank the given indexed keys (all when None) against every indexed article; `progress` is told
+        of one step per key (as each chunk of them is ranked)."""
+        step = progress or _no_step
+        done = [0]
+
+        def counted(k: int) -> None:
+            done[0] += k
+            step(k)
+
+        result = self._rank(keys, count, include_newer, counted)
+        if len(result) > done[0]:  # keys left out of ranking (no word known, nothing to compare)
+            step(len(result) - done[0])
+        return result
+
+    def _rank(self, keys: Iterable[str] | None, count: int, include_newer: bool,
+              step: Step) -> dict[str, list[Related]]:
         if count < 0:
             raise ValueError("count must be >= 0")
         n = len(self._keys)
@@ -293,8 +311,10 @@ class RelatedIndex:
         dims = max(1, self._vectors.shape[1])
         chunk = max(1, min(CHUNK_ELEMENTS // cols.size, CHUNK_ELEMENTS // (2 * dims * max(CANDIDATES, count))))
         for start in range(0, rows.size, chunk):
-            for row, links in job.run(rows[start:start + chunk]):
+            part = rows[start:start + chunk]
+            for row, links in job.run(part):
                 result[self._keys[row]] = [Related(self._keys[j], s, reason) for j, s, reason in links]
+            step(int(part.size))
         return result
 
     def _tag_matrix(self) -> sp.csr_matrix | None:
@@ -373,6 +393,29 @@ def _checked(docs: Sequence[RankDoc]) -> list[RankDoc]:
             raise ValueError(f"published of {d.key!r} is not a finite timestamp")
         seen.add(d.key)
     return docs
+
+
+def _vocabulary(sample: Sequence[RankDoc]) -> tuple[list[str], Floats, sp.csr_matrix]:
+    """Terms, their IDF and the sample's tf-idf rows (stop words and, past SMALL_ARCHIVE docs, too rare or
+    too common words pruned)."""
+    small = len(sample) < SMALL_ARCHIVE
+    from sklearn.feature_extraction.text import CountVectorizer  # type: ignore[import-untyped]  # slow import
+
+    counter = CountVectorizer(lowercase=True, token_pattern=TOKEN.pattern, stop_words="english",
+                              min_df=1 if small else MIN_DF, max_df=1.0 if small else MAX_DF,
+                              max_features=MAX_FEATURES, dtype=np.float64)
+    try:
+        counts = counter.fit_transform(_text(d) for d in sample)
+        terms = [str(t) for t in counter.get_feature_names_out()]
+    except ValueError:  # no documents, or no word left after pruning
+        counts, terms = sp.csr_matrix((len(sample), 0), dtype=np.float32), []
+    df = np.bincount(sp.csr_matrix(counts).indices, minlength=len(terms))
+    idf = np.log((1.0 + len(sample)) / (1.0 + df)) + 1.0
+    return terms, idf, _tfidf(counts, idf)
+
+
+def _no_step(_done: int) -> None:
+    return None
 
 
 def _tfidf(counts: sp.spmatrix, idf: Floats) -> sp.csr_matrix:
