@@ -32,7 +32,7 @@ HOSTILE = {
     "script-image.md": "---\ntitle: Script image\ndate: 2026-11-20\n"
                        "image: 'https://example.com/<script>alert(1)</script>.png'\n---\nAn image value with a tag.\n",
     "日本語.txt": "Japanese slug\n\nAn article in a file with a non-ASCII name.\n",
-    "tags.md": "---\ntitle: 'Cross-site <script>alert(1)</script> test & <b>more</b>'\ndate: 2026-11-21\n---\n"
+    "title-tags.md": "---\ntitle: 'Cross-site <script>alert(1)</script> test & <b>more</b>'\ndate: 2026-11-21\n---\n"
                "A title with tags.\n",
     "script.md": "---\ntitle: Only script\ndate: 2026-11-22\n---\n<script>alert(1)</script>\n",
     "good.md": "---\ntitle: Good\ndate: 2026-11-23\nimage: /img/a.png\n---\nA good article.\n",

@@ -137,10 +137,11 @@ def send(config: Path | None, clock: str | None, resume: bool, show_status: bool
         return
     if follow and not worker:
         fail(click.UsageError("--follow goes with --worker (a plain send holds the run lock until it ends)"), 2)
+    if worker:
+        _refuse_sqlite(settings)  # a usage error first, before any warning about the settings
     _warn_placeholders(settings)
     _refuse_local_links(settings)
     if worker:
-        _refuse_sqlite(settings)
         _deliver(settings, clock, worker=True, follow=follow, lease=lease)
         return
     with locked(settings, wait, "send"):
