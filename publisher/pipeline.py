@@ -267,7 +267,7 @@ def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cac
         if not (dry_run or force_digest) and (same := unchanged_run(store, key, now, settings.paths.output)):
             return same
         run = prepare(settings, store, now, use_cache=use_cache, progress=progress, scanned=scanned)
-        made = make_outputs(run, Context(now, force_digest, record=not dry_run))
+        made = make_outputs(run, Context(now, force_digest, record=not dry_run, progress=progress))
         try:
             if not dry_run:
                 remember_run(store, key, run.report(), run.wake(now), made.files, {**made.kept, **made.written})

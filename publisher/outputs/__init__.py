@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from publisher.enrich.reading import Progress
 from publisher.models import Problem
 from publisher.render import FILENAMES
 from publisher.write import Staged
@@ -32,6 +33,7 @@ class Context:
     now: datetime
     force_digest: bool = False
     record: bool = True
+    progress: Progress | None = None  # told about stages that take a while (the article pages)
 
 
 @dataclass
@@ -95,7 +97,7 @@ def _home(archive: Archive, ctx: Context) -> Made:
 def _pages(archive: Archive, ctx: Context) -> Made:
     from publisher.outputs.pages import page_files
 
-    return page_files(archive, record=ctx.record)
+    return page_files(archive, record=ctx.record, progress=ctx.progress)
 
 
 OUTPUTS = (

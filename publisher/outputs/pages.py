@@ -19,6 +19,7 @@ import os
 from typing import TYPE_CHECKING
 
 from publisher import __version__
+from publisher.enrich.reading import Progress
 from publisher.errors import PublisherError
 from publisher.memo import memo_key, templates_key
 from publisher.models import Problem
@@ -59,7 +60,7 @@ def _still_written(archive: Archive, name: str, size: object) -> bool:
         return False
 
 
-def page_files(archive: Archive, *, record: bool) -> Made:
+def page_files(archive: Archive, *, record: bool, progress: Progress | None = None) -> Made:
     """The pages whose inputs changed (files), the others (kept) and the pages no longer made (gone)."""
     settings, store = archive.settings, archive.store
     known = written_pages(store)
@@ -77,7 +78,7 @@ def page_files(archive: Archive, *, record: bool) -> Made:
                 made.kept[name], now[name] = int(old[2]), old
             else:
                 todo.append((slug, name, key))
-        _render(archive, todo, made, now, known, record=record)
+        _render(archive, todo, made, now, known, record=record, progress=progress)
     made.gone = sorted(set(known) - set(now))
     if record:
         store.meta_put(PAGES_ROW, json.dumps(now, sort_keys=True, separators=(",", ":")))
@@ -87,13 +88,15 @@ def page_files(archive: Archive, *, record: bool) -> Made:
 
 
 def _render(archive: Archive, todo: list[tuple[str, str, str]], made: Made, now: Known, known: Known, *,
-            record: bool) -> None:
+            record: bool, progress: Progress | None = None) -> None:
     """Render the pages to do and stage them, a chunk at a time. An article whose page fails is reported
     (it stays in the feeds); a template that fails is reported once and every page keeps its old
     version."""
     from publisher.render.page import render_page
     from publisher.render.templates import TemplateProblem
 
+    if progress and todo:
+        progress.start(len(todo), "article pages")
     for start in range(0, len(todo), CHUNK):
         chunk, files = todo[start:start + CHUNK], {}
         for article, (_, name, key) in zip(archive.articles([s for s, _, _ in chunk]), chunk, strict=True):
@@ -110,6 +113,8 @@ def _render(archive: Archive, todo: list[tuple[str, str, str]], made: Made, now:
                 continue
             now[name] = [key, _sha(data), len(data)]
         _stage_chunk(archive, files, made, record=record)
+        if progress:
+            progress.advance(len(chunk))
 
 
 def _stage_chunk(archive: Archive, files: dict[str, bytes], made: Made, *, record: bool) -> None:
