@@ -64,6 +64,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "feeds": {
         "limit": Field(int, 50, "newest articles in each feed", checks.positive),
         "formats": Field(list, list(FEED_FORMATS), "feeds to write: rss, atom, json", checks.feed_formats),
+        "hubs": Field(list, [], "WebSub hubs to announce in the feeds and ping after a publish", checks.hub_urls),
     },
     "related": {
         "count": Field(int, 5, "related articles ranked for each article", checks.non_negative),
@@ -170,6 +171,7 @@ class PathSettings:
 class FeedSettings:
     limit: int
     formats: tuple[str, ...]
+    hubs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -317,7 +319,8 @@ def _validate(raw: Mapping[str, Any], where: str, base: Path, source: Path | Non
     return Settings(
         site=SiteSettings(**site),
         paths=PathSettings(**paths),
-        feeds=FeedSettings(limit=feeds["limit"], formats=tuple(dict.fromkeys(feeds["formats"]))),
+        feeds=FeedSettings(limit=feeds["limit"], formats=tuple(dict.fromkeys(feeds["formats"])),
+                           hubs=tuple(dict.fromkeys(feeds["hubs"]))),
         related=RelatedSettings(**values["related"]),
         digest=DigestSettings(**{**values["digest"], "web_fonts": tuple(values["digest"]["web_fonts"])}),
         email=_email(values, base, site["title"], site["url"]),

@@ -153,6 +153,15 @@ def stylesheet_urls(value: list[Any]) -> str | None:
     return f"must list https URLs of stylesheets, not {bad[0]!r}" if bad else None
 
 
+def hub_urls(value: list[Any]) -> str | None:
+    bad = [v for v in value if not isinstance(v, str) or http_url(v)]
+    if bad:
+        return f"must list http(s) URLs of WebSub hubs such as https://hub.example/, not {bad[0]!r}"
+    if any("@" in urlsplit(v).netloc for v in value):  # the feeds publish them
+        return "must not carry a user name or password: every feed shows its hubs' URLs"
+    return None
+
+
 def one_of(*choices: str) -> Check:
     def check(value: str) -> str | None:
         return None if value in choices else f"must be one of: {', '.join(choices)}"

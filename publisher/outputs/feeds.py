@@ -46,7 +46,8 @@ def feed_files(archive: Archive, *, record: bool) -> tuple[dict[str, bytes], lis
     top = archive.articles(slugs)
     if settings.related.in_feeds:
         top = [with_related_reading(a) for a in top]
-    files, problems = render_feeds_checked(settings.site, top, settings.feeds.formats)
+    files, problems = render_feeds_checked(settings.site, top, settings.feeds.formats,
+                                           settings.feeds.hubs)
     if record and not problems:  # with an article left out, render again next time (and report it)
         for name, data in files.items():
             memo_keep(archive.store, name, key + name, data)

@@ -38,6 +38,7 @@ class FeedContext:
     site: SiteSettings
     articles: Sequence[Article]
     feed_urls: dict[str, str]  # format name -> public URL of that feed
+    hubs: tuple[str, ...] = ()  # WebSub hubs the feeds announce
 
     @property
     def author(self) -> str:
@@ -114,15 +115,15 @@ def _error(make: Callable[[Sequence[T]], object], items: Sequence[T]) -> Excepti
     return None
 
 
-def render_feeds_checked(site: SiteSettings, articles: Sequence[Article],
-                         names: Sequence[str]) -> tuple[dict[str, bytes], list[Problem]]:
+def render_feeds_checked(site: SiteSettings, articles: Sequence[Article], names: Sequence[str],
+                         hubs: Sequence[str] = ()) -> tuple[dict[str, bytes], list[Problem]]:
     """filename -> bytes for each configured format, and a Problem for each article left out because
     it could not be rendered (the others are still published)."""
     formats = [f for f in feed_formats() if f.name in names]
     urls = {f.name: site.url + f.filename for f in feed_formats()}
 
     def make(chosen: Sequence[Article]) -> dict[str, bytes]:
-        context = FeedContext(site, chosen, urls)
+        context = FeedContext(site, chosen, urls, tuple(hubs))
         return {f.filename: f.render(context) for f in formats}
 
     files, problems, _ = isolate(articles, make, lambda a: a.entry.source, "the feeds")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from urllib.parse import quote, urlsplit
 
 from feedgen.entry import FeedEntry
@@ -19,6 +20,7 @@ from lxml import etree
 
 from publisher import __version__
 from publisher.config import SiteSettings
+from publisher.errors import OutputError
 from publisher.models import Article
 from publisher.render import FeedContext, uri
 
@@ -37,6 +39,8 @@ def _feed(ctx: FeedContext, self_url: str, *, atom: bool = False) -> FeedGenerat
     fg.author({"name": ctx.author})
     fg.generator("publisher", version=__version__, uri="https://pypi.org/project/publisher/")
     fg.link(href=self_url, rel="self")
+    for hub in ctx.hubs if atom else ():  # RSS: feedgen writes only the self link; see _add_rss_hubs
+        fg.link(href=hub, rel="hub")
     fg.link(href=site.url, rel="alternate")  # last: feedgen uses it for the RSS channel <link>
     fg.updated(ctx.updated)
     fg.lastBuildDate(ctx.updated)
@@ -92,7 +96,23 @@ def _entry(fe: FeedEntry, article: Article, default_author: str, atom_uri: str |
 
 def render_rss(ctx: FeedContext) -> bytes:
     data: bytes = _feed(ctx, ctx.feed_urls["rss"]).rss_str(pretty=True)
-    return data
+    return _add_rss_hubs(data, ctx.hubs) if ctx.hubs else data
+
+
+def _add_rss_hubs(data: bytes, hubs: Sequence[str]) -> bytes:
+    """WebSub discovery in RSS: an <atom:link rel="hub"> per hub, after the channel's rel="self" link."""
+    root = etree.fromstring(data)
+    channel = root.find("channel")
+    selflink = None if channel is None else channel.find(f"{ATOM_NS}link[@rel='self']")
+    if channel is None or selflink is None:
+        raise OutputError("the RSS feed has no self link to put the WebSub hubs after", "report this bug")
+    at = channel.index(selflink)
+    for offset, hub in enumerate(hubs, 1):
+        link = etree.Element(f"{ATOM_NS}link", href=hub, rel="hub")
+        link.tail = selflink.tail
+        channel.insert(at + offset, link)
+    out: bytes = etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
+    return out
 
 
 def render_atom(ctx: FeedContext) -> bytes:

@@ -38,6 +38,8 @@ def render_json(ctx: FeedContext) -> bytes:
         "description": site.description,
         "language": site.language,
     }
+    if ctx.hubs:
+        feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in ctx.hubs]
     feed["authors"] = [{"name": ctx.author}]
     feed["items"] = [_item(a, ctx.author) for a in ctx.articles]
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
