@@ -74,9 +74,27 @@ def publish(config: Path | None, clock: str | None, dry_run: bool, force: bool, 
     with locked(settings, wait, "publish", dry_run):
         report = _run(settings, parse_clock(clock), dry_run=dry_run, use_cache=True, force=force)
         _report(report, time.perf_counter() - started, dry_run)
+        if not dry_run:
+            _announce(settings, report.written)
         if not (dry_run or no_send):
             _deliver(settings, clock)
     sys.exit(1 if report.errors else 0)
+
+
+def _announce(settings: Settings, written: tuple[str, ...]) -> None:
+    """Tell each WebSub hub which subscription documents changed; a failing hub is one warning line."""
+    import os
+
+    from publisher.websub import TIMEOUT, announce
+
+    if not settings.feeds.hubs:
+        return
+    try:  # a test hook: a hub that hangs is waited for this long
+        timeout = float(os.environ.get("PUBLISHER_WEBSUB_TIMEOUT") or TIMEOUT)
+    except ValueError:
+        timeout = TIMEOUT
+    for failure in announce(settings, written, timeout=timeout):
+        click.echo(f"warning: {failure}", err=True)
 
 
 def _deliver(settings: Settings, clock: str | None, *, worker: bool = False, follow: bool = False,
