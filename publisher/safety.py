@@ -35,16 +35,27 @@ def _name(host: str) -> str:
     return name.removeprefix("ipv6:")
 
 
-def is_local(host: str) -> bool:
-    """A name or address of this machine: localhost (and *.localhost), 127.0.0.0/8, ::1, 0.0.0.0."""
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(_name(host))
+    except ValueError:
+        return None
+
+
+def is_loopback(host: str) -> bool:
+    """A loopback name or address: localhost (and *.localhost), 127.0.0.0/8, ::1 (not 0.0.0.0, which
+    answers every interface)."""
     name = _name(host)
     if name in LOCAL_NAMES or name.endswith(".localhost"):
         return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_unspecified
+    address = _address(name)
+    return address is not None and address.is_loopback
+
+
+def is_local(host: str) -> bool:
+    """A name or address of this machine: a loopback one, or 0.0.0.0 / :: (every interface)."""
+    address = _address(host)
+    return is_loopback(host) or (address is not None and address.is_unspecified)
 
 
 def is_example(host: str) -> bool:

@@ -20,7 +20,7 @@ def subscribe_form(with_name: bool, config: Path | None) -> None:
     """
     from urllib.parse import urlsplit
 
-    from publisher.web.options import is_loopback
+    from publisher.safety import is_loopback
     from publisher.web.snippet import subscribe_snippet
 
     settings = read_settings(config)

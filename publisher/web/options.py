@@ -3,14 +3,12 @@ by the people it is for."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from publisher.config import Settings
 from publisher.errors import ConfigError
-
-LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+from publisher.safety import is_local, is_loopback
 
 
 @dataclass(frozen=True)
@@ -29,30 +27,12 @@ def web_options(settings: Settings) -> WebOptions:
                       subscribe_window=web.subscribe_window)
 
 
-def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]"))
-    except ValueError:
-        return None
-
-
-def is_loopback(host: str) -> bool:
-    """A loopback name or address: localhost, 127.0.0.1, ::1 (not 0.0.0.0, which answers every interface)."""
-    name = host.strip().strip("[]").lower().rstrip(".")
-    if name in LOCAL_NAMES or name.endswith(".localhost"):
-        return True
-    address = _address(name)
-    return address is not None and address.is_loopback
-
-
 def check_public_url(settings: Settings, host: str) -> None:
     """ConfigError naming site.url when the server answers other machines (`host` is not a loopback
     address) while site.url, the base of every link in feeds, emails and pages, points to this machine."""
     if is_loopback(host):
         return
-    url_host = urlsplit(settings.site.url).hostname or ""
-    address = _address(url_host)
-    if is_loopback(url_host) or (address is not None and address.is_unspecified):
+    if is_local(urlsplit(settings.site.url).hostname or ""):
         where = settings.source or "built-in defaults"
         raise ConfigError(f"{where}: site.url = {settings.site.url!r} points to this machine, but 'serve --host "
                           f"{host}' answers other machines: the links in feeds, emails and pages would not work "
