@@ -65,6 +65,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "limit": Field(int, 50, "newest articles in each feed", checks.positive),
         "formats": Field(list, list(FEED_FORMATS), "feeds to write: rss, atom, json", checks.feed_formats),
         "hubs": Field(list, [], "WebSub hubs to announce in the feeds and ping after a publish", checks.hub_urls),
+        "archive_page": Field(int, 100, "articles per RFC 5005 archive document (older than the feeds hold)",
+                              checks.positive),
+        "tag_min": Field(int, 1, "articles a tag needs to get its own feeds (tags/<tag>/); 0 = no tag feeds",
+                         checks.non_negative),
     },
     "related": {
         "count": Field(int, 5, "related articles ranked for each article", checks.non_negative),
@@ -172,6 +176,8 @@ class FeedSettings:
     limit: int
     formats: tuple[str, ...]
     hubs: tuple[str, ...] = ()
+    archive_page: int = 100
+    tag_min: int = 1
 
 
 @dataclass(frozen=True)
@@ -320,7 +326,8 @@ def _validate(raw: Mapping[str, Any], where: str, base: Path, source: Path | Non
         site=SiteSettings(**site),
         paths=PathSettings(**paths),
         feeds=FeedSettings(limit=feeds["limit"], formats=tuple(dict.fromkeys(feeds["formats"])),
-                           hubs=tuple(dict.fromkeys(feeds["hubs"]))),
+                           hubs=tuple(dict.fromkeys(feeds["hubs"])), archive_page=feeds["archive_page"],
+                           tag_min=feeds["tag_min"]),
         related=RelatedSettings(**values["related"]),
         digest=DigestSettings(**{**values["digest"], "web_fonts": tuple(values["digest"]["web_fonts"])}),
         email=_email(values, base, site["title"], site["url"]),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 from urllib.parse import quote
@@ -32,13 +32,30 @@ def uri(value: str) -> str:
 
 
 @dataclass(frozen=True)
+class History:
+    """RFC 5005 section 4 links of one archive document (or of the subscription document, which has only
+    `prev`): format name -> public URL of that format's document. JSON Feed follows `prev` as next_url."""
+
+    current: dict[str, str] = field(default_factory=dict)  # the subscription documents (archives only)
+    prev: dict[str, str] = field(default_factory=dict)  # prev-archive: the next older archive document
+    next: dict[str, str] = field(default_factory=dict)  # next-archive: the next newer archive document
+    archive: bool = False  # an archive document (fh:archive), not a subscription document
+
+
+@dataclass(frozen=True)
 class FeedContext:
     """Everything a feed renderer needs. `updated` is the newest article's date, never the clock."""
 
     site: SiteSettings
     articles: Sequence[Article]
-    feed_urls: dict[str, str]  # format name -> public URL of that feed
+    feed_urls: dict[str, str]  # format name -> public URL of that feed (rel="self")
     hubs: tuple[str, ...] = ()  # WebSub hubs the feeds announce
+    title: str = ""  # the feed's title; empty: the site's title
+    history: History | None = None  # RFC 5005 archive links
+
+    @property
+    def feed_title(self) -> str:
+        return self.title or self.site.title
 
     @property
     def author(self) -> str:
@@ -116,15 +133,18 @@ def _error(make: Callable[[Sequence[T]], object], items: Sequence[T]) -> Excepti
 
 
 def render_feeds_checked(site: SiteSettings, articles: Sequence[Article], names: Sequence[str],
-                         hubs: Sequence[str] = ()) -> tuple[dict[str, bytes], list[Problem]]:
+                         hubs: Sequence[str] = (), *, folder: str = "", title: str = "",
+                         history: History | None = None) -> tuple[dict[str, bytes], list[Problem]]:
     """filename -> bytes for each configured format, and a Problem for each article left out because
-    it could not be rendered (the others are still published)."""
+    it could not be rendered (the others are still published). `folder` ('' or 'a/b/') is where the
+    files go below the output folder (the file names then start with it); `title` replaces the site's
+    title; `history` adds RFC 5005 links."""
     formats = [f for f in feed_formats() if f.name in names]
-    urls = {f.name: site.url + f.filename for f in feed_formats()}
+    urls = {f.name: site.url + uri(folder) + f.filename for f in feed_formats()}
 
     def make(chosen: Sequence[Article]) -> dict[str, bytes]:
-        context = FeedContext(site, chosen, urls, tuple(hubs))
-        return {f.filename: f.render(context) for f in formats}
+        context = FeedContext(site, chosen, urls, tuple(hubs), title, history)
+        return {folder + f.filename: f.render(context) for f in formats}
 
     files, problems, _ = isolate(articles, make, lambda a: a.entry.source, "the feeds")
     return files, problems

@@ -33,7 +33,7 @@ def _feed(ctx: FeedContext, self_url: str, *, atom: bool = False) -> FeedGenerat
     fg.load_extension("dc", atom=False, rss=True)
     fg.load_extension("media", atom=True, rss=True)
     fg.id(site.url)
-    fg.title(site.title)
+    fg.title(ctx.feed_title)
     fg.subtitle(site.description or site.title)
     fg.language(site.language)
     fg.author({"name": ctx.author})

@@ -32,7 +32,7 @@ def render_json(ctx: FeedContext) -> bytes:
     site = ctx.site
     feed: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",
-        "title": site.title,
+        "title": ctx.feed_title,
         "home_page_url": site.url,
         "feed_url": ctx.feed_urls["json"],
         "description": site.description,
