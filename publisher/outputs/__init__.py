@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # publisher.pipeline imports this package to list its outputs
     from publisher.pipeline import Archive
 
 WEB_ROUTES = ("subscribe", "confirm", "unsubscribe", "static")  # publisher/web/app.py
-LATER = ("tags",)  # kept free for outputs to come
+ARCHIVE_FEEDS = "feed-archive"  # RFC 5005 archive documents: feed-archive/<N>/rss.xml, atom.xml, feed.json
+TAG_FEEDS = "tags"  # per-tag feeds: tags/<tag-slug>/rss.xml, atom.xml, feed.json
 RESERVED_HINT = "give the article another slug (front matter 'slug:' or a new file name)"
 
 
@@ -75,10 +76,15 @@ class Output:
 
 
 def _feeds(archive: Archive, ctx: Context) -> Made:
-    from publisher.outputs.feeds import feed_files
+    from publisher.outputs.feeds import feed_made
 
-    files, problems = feed_files(archive, record=ctx.record)
-    return Made(files=files, left_out=problems)
+    return feed_made(archive, record=ctx.record)
+
+
+def _tags(archive: Archive, ctx: Context) -> Made:
+    from publisher.outputs.tags import tag_made
+
+    return tag_made(archive, record=ctx.record)
 
 
 def _digest(archive: Archive, ctx: Context) -> Made:
@@ -101,7 +107,8 @@ def _pages(archive: Archive, ctx: Context) -> Made:
 
 
 OUTPUTS = (
-    Output("feeds", lambda settings: FILENAMES.values(), _feeds),
+    Output("feeds", lambda settings: (*FILENAMES.values(), ARCHIVE_FEEDS), _feeds),
+    Output("tag feeds", lambda settings: (TAG_FEEDS,), _tags),
     Output("digest", lambda settings: ("digests", "preview"), _digest),
     Output("home", lambda settings: ("index.html", "archive"), _home),
     Output("pages", lambda settings: (), _pages),
@@ -118,8 +125,6 @@ def reserved(name: str, settings: Settings) -> str | None:
             return f"the {output.name}" if output.name != "home" else "the home page and its archive"
     if first in WEB_ROUTES:
         return f"the /{first} page of publisher serve"
-    if first in LATER:
-        return "the site's tag pages"
     return None
 
 

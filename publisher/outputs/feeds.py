@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from publisher import __version__
 from publisher.memo import memo_hit, memo_keep, memo_key
 from publisher.models import Article, Problem
+from publisher.outputs import Made
 from publisher.render import feed_names, render_feeds_checked
 
 if TYPE_CHECKING:
@@ -52,3 +53,9 @@ def feed_files(archive: Archive, *, record: bool) -> tuple[dict[str, bytes], lis
         for name, data in files.items():
             memo_keep(archive.store, name, key + name, data)
     return files, problems
+
+
+def feed_made(archive: Archive, *, record: bool) -> Made:
+    """The subscription documents (and, to come, their RFC 5005 archive documents)."""
+    files, problems = feed_files(archive, record=record)
+    return Made(files=files, left_out=problems)
