@@ -74,7 +74,8 @@ class Service:
     def __init__(self, settings: Settings, options: WebOptions, clock: Clock) -> None:
         self.settings, self.options, self.clock = settings, options, clock
         formats = [f for f in feed_formats() if f.name in settings.feeds.formats]
-        self.folder = OutputFolder(settings.paths.output, {f.filename: f.media_type for f in formats})
+        self.folder = OutputFolder(settings.paths.output, {f.filename: f.media_type for f in formats},
+                                   site_url=settings.site.url, hubs=settings.feeds.hubs)
         self.pages = Pages(settings, [{"type": f.media_type, "url": settings.site.url + f.filename, "name": f.name}
                                       for f in formats])
         self.clients = RateLimiter(options.subscribe_limit, options.subscribe_window)
