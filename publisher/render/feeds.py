@@ -25,6 +25,7 @@ from publisher.models import Article
 from publisher.render import FeedContext, uri
 
 ATOM_NS = "{http://www.w3.org/2005/Atom}"
+FH_NS = "{http://purl.org/syndication/history/1.0}"  # RFC 5005 fh:archive
 
 
 def _feed(ctx: FeedContext, self_url: str, *, atom: bool = False) -> FeedGenerator:
@@ -94,25 +95,55 @@ def _entry(fe: FeedEntry, article: Article, default_author: str, atom_uri: str |
         fe.category(term=tag)
 
 
+def history_links(ctx: FeedContext, fmt: str) -> list[tuple[str, str]]:
+    """(rel, href) of the RFC 5005 links of this format's document: current, prev-archive, next-archive."""
+    history = ctx.history
+    if history is None:
+        return []
+    rels = (("current", history.current), ("prev-archive", history.prev), ("next-archive", history.next))
+    return [(rel, urls[fmt]) for rel, urls in rels if fmt in urls]
+
+
+def _add_links(parent: etree._Element, after: etree._Element, links: Sequence[tuple[str, str]],
+               archive: bool) -> None:
+    """<atom:link href rel> elements right after `after` (a child of `parent`), then <fh:archive/> for an
+    archive document (RFC 5005 section 4)."""
+    at = parent.index(after)
+    added: list[etree._Element] = []
+    for rel, href in links:
+        added.append(etree.Element(f"{ATOM_NS}link", href=href, rel=rel))
+    if archive:
+        added.append(etree.Element(f"{FH_NS}archive"))
+    for offset, element in enumerate(added, 1):
+        element.tail = after.tail
+        parent.insert(at + offset, element)
+
+
+def _serialize(root: etree._Element, archive: bool) -> bytes:
+    if archive:  # the fh prefix declared once, on the root element
+        etree.cleanup_namespaces(root, top_nsmap={"fh": FH_NS[1:-1]})
+    out: bytes = etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
+    return out
+
+
 def render_rss(ctx: FeedContext) -> bytes:
     data: bytes = _feed(ctx, ctx.feed_urls["rss"]).rss_str(pretty=True)
-    return _add_rss_hubs(data, ctx.hubs) if ctx.hubs else data
+    links = [("hub", hub) for hub in ctx.hubs] + history_links(ctx, "rss")
+    archive = ctx.history is not None and ctx.history.archive
+    return _add_rss_links(data, links, archive) if links or archive else data
 
 
-def _add_rss_hubs(data: bytes, hubs: Sequence[str]) -> bytes:
-    """WebSub discovery in RSS: an <atom:link rel="hub"> per hub, after the channel's rel="self" link."""
+def _add_rss_links(data: bytes, links: Sequence[tuple[str, str]], archive: bool) -> bytes:
+    """WebSub discovery and RFC 5005 links in RSS: an <atom:link> each (rel="hub", "current",
+    "prev-archive", "next-archive"), after the channel's rel="self" link; <fh:archive/> for an archive."""
     root = etree.fromstring(data)
     channel = root.find("channel")
     selflink = None if channel is None else channel.find(f"{ATOM_NS}link[@rel='self']")
     if channel is None or selflink is None:
-        raise OutputError("the RSS feed has no self link to put the WebSub hubs after", "report this bug")
-    at = channel.index(selflink)
-    for offset, hub in enumerate(hubs, 1):
-        link = etree.Element(f"{ATOM_NS}link", href=hub, rel="hub")
-        link.tail = selflink.tail
-        channel.insert(at + offset, link)
-    out: bytes = etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
-    return out
+        raise OutputError("the RSS feed has no self link to put the hub and archive links after",
+                          "report this bug")
+    _add_links(channel, selflink, links, archive)
+    return _serialize(root, archive)
 
 
 def render_atom(ctx: FeedContext) -> bytes:
@@ -122,5 +153,9 @@ def render_atom(ctx: FeedContext) -> bytes:
         for element in link.iter(f"{ATOM_NS}link"):
             element.set("rel", "alternate")
             element.set("type", "text/html")
-    out: bytes = etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
-    return out
+    links = history_links(ctx, "atom")
+    archive = ctx.history is not None and ctx.history.archive
+    if links or archive:
+        last = root.findall(f"{ATOM_NS}link")[-1]  # after the feed's own links (self, hubs, alternate)
+        _add_links(root, last, links, archive)
+    return _serialize(root, archive)

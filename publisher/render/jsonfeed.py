@@ -1,4 +1,5 @@
-"""JSON Feed 1.1 (https://jsonfeed.org/version/1.1), from the same article model as the XML feeds."""
+"""JSON Feed 1.1 (https://jsonfeed.org/version/1.1), from the same article model as the XML feeds. The RFC 5005
+chain of archive documents is JSON Feed's pagination: `next_url` names the next older document."""
 
 from __future__ import annotations
 
@@ -35,9 +36,11 @@ def render_json(ctx: FeedContext) -> bytes:
         "title": ctx.feed_title,
         "home_page_url": site.url,
         "feed_url": ctx.feed_urls["json"],
-        "description": site.description,
-        "language": site.language,
     }
+    if ctx.history is not None and "json" in ctx.history.prev:  # pagination: the next older archive document
+        feed["next_url"] = ctx.history.prev["json"]
+    feed["description"] = site.description
+    feed["language"] = site.language
     if ctx.hubs:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in ctx.hubs]
     feed["authors"] = [{"name": ctx.author}]
