@@ -22,12 +22,13 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from publisher import __version__
 from publisher.memo import memo_key
 from publisher.outputs import ARCHIVE_FEEDS, Made
-from publisher.render import FILENAMES, History, render_feeds_checked, uri
+from publisher.render import EPOCH, FILENAMES, History, render_feeds_checked, uri
 from publisher.write import compare_outputs, stage_outputs
 
 if TYPE_CHECKING:
@@ -158,7 +159,8 @@ def _page(archive: Archive, plan: Plan, number: int, shared: str, made: Made, no
     slugs = [plan.slugs[i] for i in plan.pages[number - 1]]
     history = page_history(settings, number, len(plan.pages))
     items = [(archive.entries[s], archive.identities[s]) for s in slugs]
-    key = hashlib.sha256((shared + memo_key((history, items))).encode()).hexdigest()
+    since = _since(archive, plan, number) if not slugs else EPOCH
+    key = hashlib.sha256((shared + memo_key((history, items, since))).encode()).hexdigest()
     todo = []
     for fmt in settings.feeds.formats:
         name = folder(number) + FILENAMES[fmt]
@@ -170,11 +172,19 @@ def _page(archive: Archive, plan: Plan, number: int, shared: str, made: Made, no
     if not todo:
         return
     files, problems = render_feeds_checked(settings.site, archive.articles(slugs), todo, folder=folder(number),
-                                           history=history)
+                                           history=history, since=since)
     made.left_out += problems
     for name, data in files.items():  # with an article left out: rendered again next time (and reported)
         now[name] = ["" if problems else key, hashlib.sha256(data).hexdigest(), len(data)]
     _stage(settings, files, made, record=record)
+
+
+def _since(archive: Archive, plan: Plan, number: int) -> datetime:
+    """The date of an empty page: the newest change among the pages before it (not 1970, which the W3C
+    validator calls implausible), so it moves only when those articles do."""
+    identities = [archive.identities[plan.slugs[i]] for page in plan.pages[:number - 1] for i in page]
+    newest = max((ident.updated or ident.published for ident in identities), default=EPOCH)
+    return newest.astimezone(archive.settings.site.tz)
 
 
 def _still_written(settings: Settings, name: str, size: object) -> bool:
