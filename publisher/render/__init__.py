@@ -53,6 +53,7 @@ class FeedContext:
     title: str = ""  # the feed's title; empty: the site's title
     history: History | None = None  # RFC 5005 archive links
     since: datetime = EPOCH  # `updated` of a document without articles (an empty newest archive page)
+    feed_id: str = ""  # Atom's feed <id>; empty: the site's URL (the main feeds and their archive)
 
     @property
     def feed_title(self) -> str:
@@ -136,16 +137,17 @@ def _error(make: Callable[[Sequence[T]], object], items: Sequence[T]) -> Excepti
 def render_feeds_checked(site: SiteSettings, articles: Sequence[Article], names: Sequence[str],
                          hubs: Sequence[str] = (), *, folder: str = "", title: str = "",
                          history: History | None = None,
-                         since: datetime = EPOCH) -> tuple[dict[str, bytes], list[Problem]]:
+                         since: datetime = EPOCH, feed_id: str = "") -> tuple[dict[str, bytes], list[Problem]]:
     """filename -> bytes for each configured format, and a Problem for each article left out because
     it could not be rendered (the others are still published). `folder` ('' or 'a/b/') is where the
     files go below the output folder (the file names then start with it); `title` replaces the site's
-    title; `history` adds RFC 5005 links; `since` is the date of a document with no articles."""
+    title; `history` adds RFC 5005 links; `since` is the date of a document with no articles; `feed_id`
+    is a feed's own Atom id (a tag feed's), where it is not the site's."""
     formats = [f for f in feed_formats() if f.name in names]
     urls = {f.name: site.url + uri(folder) + f.filename for f in feed_formats()}
 
     def make(chosen: Sequence[Article]) -> dict[str, bytes]:
-        context = FeedContext(site, chosen, urls, tuple(hubs), title, history, since)
+        context = FeedContext(site, chosen, urls, tuple(hubs), title, history, since, feed_id)
         return {folder + f.filename: f.render(context) for f in formats}
 
     files, problems, _ = isolate(articles, make, lambda a: a.entry.source, "the feeds")

@@ -33,7 +33,7 @@ def _feed(ctx: FeedContext, self_url: str, *, atom: bool = False) -> FeedGenerat
     fg = FeedGenerator()
     fg.load_extension("dc", atom=False, rss=True)
     fg.load_extension("media", atom=True, rss=True)
-    fg.id(site.url)
+    fg.id(ctx.feed_id or site.url)
     fg.title(ctx.feed_title)
     fg.subtitle(site.description or site.title)
     fg.language(site.language)
