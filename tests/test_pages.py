@@ -90,7 +90,8 @@ def test_a_page_per_article_with_meta_json_ld_and_feed_links(site: Site) -> None
         ld = json.loads(ld_text)
         assert ld["@type"] == "Article" and ld["headline"] == title and ld["url"] == url
         assert ld["author"]["name"] == "Ana Writer"
-        feeds = {(link["type"], link["href"]) for link in page.links if link.get("rel") == "alternate"}
+        feeds = {(link["type"], link["href"]) for link in page.links
+                 if link.get("rel") == "alternate" and "/tags/" not in link["href"]}
         assert feeds == {("application/rss+xml", "https://example.com/rss.xml"),
                          ("application/atom+xml", "https://example.com/atom.xml"),
                          ("application/feed+json", "https://example.com/feed.json")}
@@ -109,7 +110,7 @@ def test_pages_off_writes_none(site: Site) -> None:
                     encoding="utf-8")
     write(site, "first-post", "First Post")
     assert site.publish("--no-send").returncode == 0
-    assert sorted(p.name for p in site.feeds.iterdir() if p.is_dir()) == ["digests"]
+    assert sorted(p.name for p in site.feeds.iterdir() if p.is_dir()) == ["digests", "tags"]  # tag feeds, no pages
     assert (site.feeds / "rss.xml").is_file()
 
 
@@ -155,7 +156,7 @@ def test_reserved_slug_is_one_error_naming_the_file_and_the_rest_publishes(site:
     for number, slug in enumerate(("digests", "subscribe", "archive", "tags")):
         assert sum(f"post-{number}.md" in e and f"'{slug}' is reserved" in e for e in errors) == 1
     assert (site.feeds / "fine" / "index.html").is_file()
-    assert not (site.feeds / "subscribe").exists() and not (site.feeds / "tags").exists()
+    assert not (site.feeds / "subscribe").exists() and not (site.feeds / "tags" / "index.html").exists()
     rss = (site.feeds / "rss.xml").read_text(encoding="utf-8")
     assert "Fine Post" in rss and "Post 0" not in rss
 

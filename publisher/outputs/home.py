@@ -1,7 +1,8 @@
 """The home page and the monthly archive pages, as an output of a publish run.
 
 `index.html` shows the newest `feeds.limit` articles (summary, date, image), a subscribe form, the
-feeds and the digest archive. Once there are more articles than that, every article is also listed
+feeds, the tags that have feeds ("Topics", from `publisher.outputs.tags.tag_index`) and the digest
+archive. Once there are more articles than that, every article is also listed
 on the page of its month, `archive/YYYY-MM/index.html` (months in the site's timezone), and the
 home page links to every month under "Older articles".
 
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from publisher import __version__
 from publisher.memo import memo_key, memoized, templates_key
 from publisher.outputs import Made
+from publisher.outputs.tags import tag_index
 from publisher.render.archive import ARCHIVE_DIR, Card, DigestLink, Month, month_key, render_home, render_month
 
 if TYPE_CHECKING:  # publisher.pipeline imports this module to list its outputs
@@ -66,13 +68,14 @@ def home_files(archive: Archive, *, record: bool) -> dict[str, bytes]:
 
 def home_page(archive: Archive, slugs: list[str], months: list[Month], shared: tuple[object, ...], *,
               record: bool) -> bytes:
-    """index.html: the given articles, the month list, the digest archive."""
+    """index.html: the given articles, the month list, the digest archive, the tags that have feeds."""
     settings = archive.settings
     cards = [card(archive, slug) for slug in slugs]
     digests = digest_links(archive)
-    key = memo_key((shared, "home", months, digests)) + cards_key(cards)
+    topics = tag_index(archive).topics()
+    key = memo_key((shared, "home", months, digests, topics)) + cards_key(cards)
     return _memoized(archive, HOME, key, record,
-                     lambda: render_home(settings, settings.paths.templates, cards, months, digests))
+                     lambda: render_home(settings, settings.paths.templates, cards, months, digests, topics))
 
 
 def _memoized(archive: Archive, name: str, key: str, record: bool, make: Callable[[], bytes]) -> bytes:

@@ -1,10 +1,11 @@
 """The article pages output: one HTML page per published article at its URL (`<slug>/index.html`).
 
 A page is rendered only when its inputs changed (`page_inputs`: the article, the titles of its related
-reading, the site settings, the feeds, the templates, publisher's version) or the file on disk is not
-what was written. Pages are staged in temporary files a chunk at a time as they are rendered, so a
-cold run of tens of thousands holds one chunk's bytes at a time, never them all; the pipeline puts
-them in place together with the other outputs, all or none (`Made.staged`; a dry run only compares).
+reading, its tags and which of them have feeds, the site settings, the feeds, the templates, publisher's
+version) or the file on disk is not what was written. Pages are staged in temporary files a chunk at
+a time as they are rendered, so a cold run of tens of thousands holds one chunk's bytes at a time, never
+them all; the pipeline puts them in place together with the other outputs, all or none (`Made.staged`;
+a dry run only compares).
 The state keeps, in one meta row, every page written (name -> input key, sha256, size): a page no
 longer made (its article is a draft again, deleted, or dated in the future; or `site.pages` is off)
 is returned as `gone`, and the pipeline removes it after the write.
@@ -24,6 +25,7 @@ from publisher.errors import PublisherError
 from publisher.memo import memo_key, templates_key
 from publisher.models import Problem
 from publisher.outputs import Made, page_name
+from publisher.outputs.tags import TagIndex, tag_index
 from publisher.write import compare_outputs, stage_outputs
 
 if TYPE_CHECKING:
@@ -41,10 +43,12 @@ def written_pages(store: Store) -> Known:
     return dict(json.loads(saved)) if saved else {}
 
 
-def page_inputs(archive: Archive, slug: str) -> object:
-    """What one page shows besides the site-wide inputs: the article, its identity, its related reading."""
+def page_inputs(archive: Archive, slug: str, tags: TagIndex) -> object:
+    """What one page shows besides the site-wide inputs: the article, its identity, its related reading,
+    its tags with the feeds they have (a page changes when one of its tags gains or loses its feed)."""
     related = [(s, archive.entries[s].title) for s in archive.related.get(slug, []) if s in archive.entries]
-    return (archive.entries[slug], archive.identities[slug], related)
+    entry = archive.entries[slug]
+    return (entry, archive.identities[slug], related, tags.of_article(entry.tags))
 
 
 def _sha(data: bytes) -> str:
@@ -70,15 +74,16 @@ def page_files(archive: Archive, *, record: bool, progress: Progress | None = No
         shared = memo_key((__version__, templates_key(settings.paths.templates), settings.site,
                            settings.feeds.formats))
         todo: list[tuple[str, str, str]] = []
+        tags = tag_index(archive)
         for slug in sorted(archive.entries):
             name = page_name(settings, slug)
-            key = hashlib.sha256((shared + memo_key(page_inputs(archive, slug))).encode()).hexdigest()
+            key = hashlib.sha256((shared + memo_key(page_inputs(archive, slug, tags))).encode()).hexdigest()
             old = known.get(name)
             if old and old[0] == key and _still_written(archive, name, old[2]):
                 made.kept[name], now[name] = int(old[2]), old
             else:
                 todo.append((slug, name, key))
-        _render(archive, todo, made, now, known, record=record, progress=progress)
+        _render(archive, tags, todo, made, now, known, record=record, progress=progress)
     made.gone = sorted(set(known) - set(now))
     if record:
         store.meta_put(PAGES_ROW, json.dumps(now, sort_keys=True, separators=(",", ":")))
@@ -87,8 +92,8 @@ def page_files(archive: Archive, *, record: bool, progress: Progress | None = No
     return made
 
 
-def _render(archive: Archive, todo: list[tuple[str, str, str]], made: Made, now: Known, known: Known, *,
-            record: bool, progress: Progress | None = None) -> None:
+def _render(archive: Archive, tags: TagIndex, todo: list[tuple[str, str, str]], made: Made, now: Known,
+            known: Known, *, record: bool, progress: Progress | None = None) -> None:
     """Render the pages to do and stage them, a chunk at a time. An article whose page fails is reported
     (it stays in the feeds); a template that fails is reported once and every page keeps its old
     version."""
@@ -101,7 +106,7 @@ def _render(archive: Archive, todo: list[tuple[str, str, str]], made: Made, now:
         chunk, files = todo[start:start + CHUNK], {}
         for article, (_, name, key) in zip(archive.articles([s for s, _, _ in chunk]), chunk, strict=True):
             try:
-                files[name] = data = render_page(article, archive.settings)
+                files[name] = data = render_page(article, archive.settings, tags.of_article(article.entry.tags))
             except TemplateProblem as e:
                 made.notes.append(Problem("article.html.j2", f"no article page written: {e.message}", e.hint))
                 now.update({n: known[n] for _, n, _ in todo if n in known})  # old pages stay

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from publisher.config import Settings
-from publisher.render import feed_formats
+from publisher.render import feed_formats, uri
 from publisher.render.templates import render
+from publisher.tagslug import Topic
 
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December")
@@ -80,6 +81,16 @@ def _feeds(settings: Settings) -> list[dict[str, str]]:
             for f in feed_formats() if f.name in settings.feeds.formats]
 
 
+def topic_feeds(settings: Settings, topic: Topic) -> dict[str, Any]:
+    """A tag that has feeds, for a page: its name, article count, title (as its feeds are titled) and
+    its feeds in the configured formats (`url`: the first of them, what the tag's name links to)."""
+    feeds = [{"type": f.media_type, "url": settings.site.url + uri(topic.folder + f.filename), "name": f.name,
+              "label": FEED_LABELS.get(f.name, f.name.upper())}
+             for f in feed_formats() if f.name in settings.feeds.formats]
+    return {"name": topic.name, "slug": topic.slug, "count": topic.count, "feeds": feeds,
+            "url": feeds[0]["url"] if feeds else "", "title": f"{settings.site.title}: {topic.name}"}
+
+
 def _card(card: Card) -> dict[str, Any]:
     return {"title": card.title, "url": card.url, "summary": card.summary, "image": card.image,
             "iso": card.published.isoformat(), "date": human_date(card.published), "minutes": card.minutes,
@@ -103,10 +114,12 @@ def _common(settings: Settings) -> dict[str, Any]:
 
 
 def render_home(settings: Settings, templates: Path, cards: Sequence[Card], months: Sequence[Month],
-                digests: Sequence[DigestLink]) -> bytes:
-    """index.html: cards newest first, months newest first (empty: no archive pages), digests newest first."""
+                digests: Sequence[DigestLink], topics: Sequence[Topic] = ()) -> bytes:
+    """index.html: cards newest first, months newest first (empty: no archive pages), digests newest first,
+    the tags that have feeds (most articles first)."""
     html = render(templates, "index.html.j2", **_common(settings), articles=[_card(c) for c in cards],
-                  months=[_month(m, settings) for m in months], digests=[_digest(d, settings) for d in digests])
+                  months=[_month(m, settings) for m in months], digests=[_digest(d, settings) for d in digests],
+                  topics=[topic_feeds(settings, t) for t in topics])
     return html.encode("utf-8")
 
 

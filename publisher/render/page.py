@@ -4,6 +4,7 @@ subscribe form, the canonical link, Open Graph/Twitter meta and JSON-LD `Article
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,7 +13,9 @@ from markupsafe import Markup
 from publisher.config import Settings
 from publisher.models import Article
 from publisher.render import feed_formats
+from publisher.render.archive import topic_feeds
 from publisher.render.templates import render
+from publisher.tagslug import Topic
 
 
 def feed_links(settings: Settings) -> list[dict[str, str]]:
@@ -59,11 +62,28 @@ def _article(article: Article, settings: Settings, canonical: str) -> dict[str, 
     }
 
 
-def render_page(article: Article, settings: Settings) -> bytes:
+def page_tags(settings: Settings, tags: Sequence[tuple[str, Topic | None]]) -> tuple[list[dict[str, Any]],
+                                                                                   list[dict[str, Any]]]:
+    """An article's tags as shown (name as written, its feed when it has one) and the tag feeds for
+    autodiscovery (each feed once, although two of its tags may share one)."""
+    shown: list[dict[str, Any]] = []
+    unique: dict[str, dict[str, Any]] = {}
+    for name, topic in tags:
+        feed = topic_feeds(settings, topic) if topic else None
+        shown.append({"name": name, "feed": feed})
+        if topic and feed:
+            unique.setdefault(topic.slug, feed)
+    return shown, list(unique.values())
+
+
+def render_page(article: Article, settings: Settings, tags: Sequence[tuple[str, Topic | None]] = ()) -> bytes:
     """The page of one article (its identity already in the site's timezone). An article published
-    elsewhere first (front matter `link:`) names its original, which is also its canonical URL."""
+    elsewhere first (front matter `link:`) names its original, which is also its canonical URL. `tags`:
+    the article's tags, each with its feed's Topic when it has one (publisher.outputs.tags)."""
     canonical = article.entry.link or settings.site.page_url(article.entry.slug)
+    shown, topics = page_tags(settings, tags)
     html = render(settings.paths.templates, "article.html.j2", site=settings.site, feeds=feed_links(settings),
                   article=_article(article, settings, canonical), related=article.related,
-                  subscribe_url=settings.site.url + "subscribe", jsonld=json_ld(article, settings, canonical))
+                  subscribe_url=settings.site.url + "subscribe", jsonld=json_ld(article, settings, canonical),
+                  tags=shown, topics=topics)
     return html.encode("utf-8")
