@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from publisher.config import Settings
-from publisher.render import FILENAMES
+from publisher.render import FILENAMES, uri
+from publisher.tagslug import TAGS_DIR
 
 log = logging.getLogger(__name__)
 TIMEOUT = 5.0  # seconds per request
@@ -43,14 +44,23 @@ def shown(url: str) -> str:
 
 
 def changed_feeds(settings: Settings, written: Sequence[str]) -> list[str]:
-    """The public URLs of the subscription documents among the files written."""
+    """The public URLs of the subscription documents among the files written: the site's feeds, then
+    the tag feeds (tags/<slug>/<file>) by name."""
+    files = {FILENAMES[fmt] for fmt in settings.feeds.formats}
     names = set(written)
-    return [settings.site.url + FILENAMES[fmt] for fmt in settings.feeds.formats if FILENAMES[fmt] in names]
+    main = [settings.site.url + FILENAMES[fmt] for fmt in settings.feeds.formats if FILENAMES[fmt] in names]
+    return main + [settings.site.url + uri(name) for name in sorted(names) if _tag_feed(name, files)]
+
+
+def _tag_feed(name: str, files: set[str]) -> bool:
+    """Whether `name` is a tag's subscription document: tags/<slug>/<one of the configured files>."""
+    parts = name.split("/")
+    return len(parts) == 3 and parts[0] == TAGS_DIR and bool(parts[1]) and parts[2] in files
 
 
 def ping(hub: str, feed: str, *, timeout: float = TIMEOUT) -> None:
     """One publish ping; raises OSError (urllib.error.URLError, TimeoutError) unless the hub answers 2xx."""
-    body = urlencode({"hub.mode": "publish", "hub.url": feed}).encode("ascii")
+    body = urlencode({"hub.mode": "publish", "hub.url": feed, "hub.topic": feed}).encode("ascii")
     request = urllib.request.Request(hub, data=body, method="POST",
                                      headers={"Content-Type": "application/x-www-form-urlencoded"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
