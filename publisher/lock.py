@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from publisher.errors import PublisherError, StateError
-from publisher.state import dblock
 from publisher.state.location import StateLocation, file_location
 
 log = logging.getLogger(__name__)
@@ -178,6 +177,8 @@ def acquire(state: StateLocation | Path, wait: float, what: str, *, hint: str | 
     hint = hint or "wait for it to finish, or give --wait SECONDS to wait for it"
     state = file_location(state) if isinstance(state, Path) else state
     if state.path is None:
+        from publisher.state import dblock  # SQLAlchemy: imported only for a state on a server
+
         return dblock.hold(state, dblock.RUN, wait, what, stop=stop,
                            busy=lambda message: Busy(message, hint, pid=None, path=None))
     return hold(state.path, RUN, wait, what, stop=stop, hint=hint)

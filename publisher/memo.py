@@ -11,9 +11,9 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields, is_dataclass
 from datetime import UTC, datetime
-from functools import cache
+from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from publisher import __version__
 from publisher.models import Problem, PublishReport, SourceFile
@@ -30,26 +30,42 @@ def memo_key(value: object) -> str:
     return repr(_canonical(value))
 
 
-PLAIN = (str, int, float, bool, type(None))  # kept as they are: checked first (most values are these)
-
-
-@cache
-def _field_names(kind: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(kind))
+PLAIN = frozenset({str, int, float, bool, type(None)})  # kept as they are (most values are these)
+Canonical = Callable[[Any], object]
+_BY_KIND: dict[type, Canonical] = {}  # how values of each type are made canonical, decided once per type
 
 
 def _canonical(value: object) -> object:
-    if type(value) in PLAIN:
+    kind = type(value)
+    if kind in PLAIN:
         return value
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if is_dataclass(value) and not isinstance(value, type):
-        return (type(value).__name__, *(_canonical(getattr(value, name)) for name in _field_names(type(value))))
-    if isinstance(value, (list, tuple)):
-        return tuple(_canonical(v) for v in value)
-    if isinstance(value, dict):
-        return tuple((k, _canonical(v)) for k, v in value.items())
-    return value
+    canonical = _BY_KIND.get(kind) or _BY_KIND.setdefault(kind, _canonical_for(kind))
+    return canonical(value)
+
+
+def _canonical_for(kind: type) -> Canonical:
+    """The rule for one type, in this order: datetimes as UTC ISO text; a dataclass as its type name then
+    its fields; lists and tuples as tuples; dicts as (key, value) tuples; anything else as it is."""
+    if issubclass(kind, datetime):
+        return lambda value: value.astimezone(UTC).isoformat()
+    if is_dataclass(kind):
+        return _dataclass_rule(kind.__name__, tuple(f.name for f in fields(kind)))
+    if issubclass(kind, (list, tuple)):
+        return lambda value: tuple([v if type(v) in PLAIN else _canonical(v) for v in value])
+    if issubclass(kind, dict):
+        return lambda value: tuple([(k, v if type(v) in PLAIN else _canonical(v)) for k, v in value.items()])
+    return lambda value: value
+
+
+def _dataclass_rule(name: str, names: tuple[str, ...]) -> Canonical:
+    if not names:
+        return lambda value: (name,)
+    get: Callable[[Any], Any] = attrgetter(*names)  # several names: a tuple of the values
+
+    def canonical(value: object) -> object:
+        values = get(value) if len(names) > 1 else (get(value),)
+        return (name, *[v if type(v) in PLAIN else _canonical(v) for v in values])
+    return canonical
 
 
 def _key_sha(key: str) -> str:
@@ -114,11 +130,10 @@ def input_key(settings: Settings, files: Sequence[SourceFile]) -> str:
     return digest.hexdigest()
 
 
-def unchanged_run(store: Store, key: str, now: datetime, output: Path) -> PublishReport | None:
-    """The last run's report when nothing it read has changed, no waiting article is due and every
-    file it wrote is still as written (the article pages, which may be tens of thousands: still there
-    with their size); else None (a full run follows)."""
-    saved = store.meta_get("last_publish")
+def unchanged_run(saved: str | None, key: str, now: datetime, output: Path) -> PublishReport | None:
+    """The last run's report (`saved`: the state's `last_publish` row) when nothing it read has changed,
+    no waiting article is due and every file it wrote is still as written (the article pages, which may
+    be tens of thousands: still there with their size); else None (a full run follows)."""
     if saved is None:
         return None
     last = json.loads(saved)

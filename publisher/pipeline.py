@@ -34,6 +34,7 @@ from publisher.models import (
 )
 from publisher.outputs import OUTPUTS, Context, Made
 from publisher.selection import free_slugs, unique_ids, unique_slugs, visible
+from publisher.state.peek import peek_meta
 from publisher.write import compare_outputs, remove_outputs, write_outputs
 
 if TYPE_CHECKING:  # SQLAlchemy is not imported by the parsing workers, which import this module
@@ -260,11 +261,16 @@ def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cac
             force_digest: bool = False, progress: Progress | None = None) -> PublishReport:
     """Read the articles, record their identities, make every output, and write it (unless dry_run)."""
     scanned = scan_checked(settings.paths.articles, EXTENSIONS)
+    key = input_key(settings, scanned[0])
+    check = not (dry_run or force_digest)  # whether a run with nothing changed is skipped
+    saved = peek_meta(settings.paths.state, "last_publish") if check else None  # an SQLite file, no SQLAlchemy
+    if saved is not None and (same := unchanged_run(saved, key, now, settings.paths.output)):
+        return same
     from publisher.store import open_store
 
     with open_store(settings.paths.state, write=not dry_run) as store:
-        key = input_key(settings, scanned[0])
-        if not (dry_run or force_digest) and (same := unchanged_run(store, key, now, settings.paths.output)):
+        if check and saved is None and (same := unchanged_run(store.meta_get("last_publish"), key, now,
+                                                              settings.paths.output)):
             return same
         run = prepare(settings, store, now, use_cache=use_cache, progress=progress, scanned=scanned)
         made = make_outputs(run, Context(now, force_digest, record=not dry_run, progress=progress))

@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import sqlalchemy as sa
-from sqlalchemy.exc import ArgumentError
+from typing import TYPE_CHECKING
 
 from publisher.errors import ConfigError
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only for a URL: settings naming a file load without it
+    import sqlalchemy as sa
 
 URL_ENV = "PUBLISHER_DATABASE_URL"
 DRIVERS = {"postgresql": "postgresql+psycopg", "postgresql+psycopg": "postgresql+psycopg", "sqlite": "sqlite",
@@ -22,10 +23,19 @@ EXAMPLE = "a path such as publisher.db, or a URL such as postgresql+psycopg://pu
 
 @dataclass(frozen=True)
 class StateLocation:
-    """The state database: an SQLite file (`path`), or a database server (`path` None)."""
+    """The state database: an SQLite file (`path`), or a database server (`path` None). `given` is the
+    SQLAlchemy URL it was named by; a file named by its path gets its URL when one is asked for."""
 
-    url: sa.URL
     path: Path | None
+    given: sa.URL | None = None
+
+    @property
+    def url(self) -> sa.URL:
+        if self.given is not None:
+            return self.given
+        import sqlalchemy as sa
+
+        return sa.make_url("sqlite://").set(database=str(self.path))
 
     @property
     def is_sqlite(self) -> bool:
@@ -44,8 +54,7 @@ class StateLocation:
 
 def file_location(path: Path) -> StateLocation:
     """An SQLite state file as a StateLocation."""
-    path = path.resolve()
-    return StateLocation(sa.make_url("sqlite://").set(database=str(path)), path)
+    return StateLocation(path.resolve())
 
 
 def locate(value: str, base: Path, environ: Mapping[str, str], where: str) -> StateLocation:
@@ -54,6 +63,9 @@ def locate(value: str, base: Path, environ: Mapping[str, str], where: str) -> St
         value, where = environ[URL_ENV], URL_ENV
     if "://" not in value:
         return file_location(base / value)
+    import sqlalchemy as sa
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = sa.make_url(value)
     except (ArgumentError, ValueError) as e:
@@ -66,7 +78,7 @@ def locate(value: str, base: Path, environ: Mapping[str, str], where: str) -> St
         if not url.database or url.database == ":memory:":
             raise ConfigError(f"{where}: an SQLite state URL must name a file", "give sqlite:///path/to/publisher.db")
         path = (base / url.database).resolve()
-        return StateLocation(url.set(drivername="sqlite", database=str(path)), path)
+        return StateLocation(path, url.set(drivername="sqlite", database=str(path)))
     if not url.database:
         raise ConfigError(f"{where}: the state URL names no database", f"give {EXAMPLE}")
-    return StateLocation(url.set(drivername=driver), None)
+    return StateLocation(None, url.set(drivername=driver))

@@ -18,11 +18,11 @@ import sqlalchemy as sa
 
 from publisher.errors import StateError
 from publisher.state.location import StateLocation
-from publisher.state.schema import SCHEMA_VERSION
+from publisher.state.versions import HEAD as HEAD
+from publisher.state.versions import REVISIONS as REVISIONS
+from publisher.state.versions import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
-REVISIONS = ("0001", "0002")  # the revisions in publisher/migrations/versions, oldest first (a test checks)
-HEAD = REVISIONS[-1]
 PRE_ALEMBIC = {2: "0002"}  # schema_version of a state made before the migrations -> its revision (else: none yet)
 SCHEDULER_TABLES = frozenset({"apscheduler_jobs"})  # `publisher schedule`'s job store; holds no publisher state
 SCRIPTS = "publisher:migrations"

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 2  # 2: delivery leases, workers, shared rate buckets, scheduler leadership and runs
+from publisher.state.versions import SCHEMA_VERSION as SCHEMA_VERSION  # kept here too: the version of this layout
+
 metadata = sa.MetaData()
 meta = sa.Table("meta", metadata, sa.Column("key", sa.String, primary_key=True), sa.Column("value", sa.String))
 articles = sa.Table(
