@@ -7,7 +7,6 @@ themselves (header-bound values, site.url, ...) are in publisher.config_checks.
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -262,6 +261,8 @@ class Settings:
 
 
 def _closest(word: str, choices: list[str]) -> str:
+    import difflib  # only for a bad key
+
     match = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
     return f"; did you mean '{match[0]}'?" if match else f"; valid keys: {', '.join(choices)}"
 

@@ -83,12 +83,12 @@ def publish(config: Path | None, clock: str | None, dry_run: bool, force: bool, 
 
 def _announce(settings: Settings, written: tuple[str, ...]) -> None:
     """Tell each WebSub hub which subscription documents changed; a failing hub is one warning line."""
+    if not settings.feeds.hubs:  # checked first: no import when there is no hub
+        return
     import os
 
     from publisher.websub import TIMEOUT, announce
 
-    if not settings.feeds.hubs:
-        return
     try:  # a test hook: a hub that hangs is waited for this long
         timeout = float(os.environ.get("PUBLISHER_WEBSUB_TIMEOUT") or TIMEOUT)
     except ValueError:
@@ -178,12 +178,14 @@ def _warn_placeholders(settings: Settings) -> int:
 
 def _refuse_local_links(settings: Settings) -> None:
     """SMTP delivery of links to this machine ends the command (exit 2) before anything is sent."""
+    if settings.email.transport != "smtp":  # checked first: the imports below are only for SMTP
+        return
     from publisher.deliver.subscribers import Subscribers
     from publisher.errors import PublisherError
     from publisher.safety import is_local, refuse_local_links, url_host
     from publisher.store import open_store
 
-    if settings.email.transport != "smtp" or not is_local(url_host(settings.site.url)):
+    if not is_local(url_host(settings.site.url)):
         return
     try:
         with open_store(settings.paths.state, write=False) as store:

@@ -55,7 +55,7 @@ def scan_checked(folder: Path, extensions: frozenset[str]) -> tuple[list[SourceF
         for item in _listing(directory, prefix, problems):
             rel = prefix + item.name
             wanted = os.path.splitext(item.name)[1].lower() in extensions
-            if xml_clean(rel)[1] and (wanted or item.is_dir()):
+            if XML_ILLEGAL.search(item.name) and (wanted or item.is_dir()):  # the prefix's folders passed already
                 problems.append(_bad_name(rel))
                 continue
             if item.is_symlink():
@@ -126,6 +126,8 @@ def _follow(path: str, rel: str, root: str, wanted: bool) -> tuple[str | None, P
 def _read_once(found: list[SourceFile], links: dict[str, str], root: str,
                problems: list[Problem]) -> list[SourceFile]:
     """Leave out a file link whose target is read already (under its own name or an earlier link)."""
+    if not links:
+        return found
     seen = {os.path.join(root, f.rel) for f in found if f.rel not in links}
     kept: list[SourceFile] = []
     for f in found:
