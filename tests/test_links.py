@@ -7,12 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -22,7 +16,7 @@ import httpx
 
 from tests.conftest import EXAMPLE_ARTICLES, REPO, run_cli
 from tests.mailcheck import strict_parts
-from tests.mailserver import free_port
+from tests.serving import serve
 
 SITE_URL = "https://example.com/"  # the example site's site.url (publisher.toml)
 CLOCK = "2026-11-29T08:00:00Z"  # as .ci/run publishes it
@@ -64,32 +58,6 @@ def example_site(root: Path, *site_keys: str) -> None:
     (root / "publisher.toml").write_text(config, encoding="utf-8")
     run_cli("subscribers", "add", READER, "--name", "Ada Lovelace", cwd=root, check=True)
     run_cli("publish", "--clock", CLOCK, cwd=root, check=True)
-
-
-@contextmanager
-def serve(root: Path) -> Iterator[str]:
-    """`publisher serve` on a free port of 127.0.0.1 until the block ends; its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/"
-    process = subprocess.Popen([sys.executable, "-m", "publisher", "serve", "--port", str(port)], cwd=root,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(base + "subscribe")
-                break
-            except httpx.TransportError:
-                assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate(timeout=5)
 
 
 class Crawler:

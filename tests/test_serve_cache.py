@@ -7,51 +7,20 @@ the output folder directly (their rendering is tested elsewhere)."""
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import CLOCK, SEED, SITE_TOML, run_cli
-from tests.mailserver import free_port
+from tests.serving import serve
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=300, s-maxage=0"
 FEEDS = {"rss.xml": "application/rss+xml", "atom.xml": "application/atom+xml", "feed.json": "application/feed+json"}
 HUBS = ("https://hub.example/", "https://hub2.example/websub")
 PAGES = 3  # archive pages written: 1 and 2 are final, 3 is the newest
-
-
-@contextmanager
-def serve(root: Path, port: int | None = None) -> Iterator[str]:
-    """`publisher serve` on 127.0.0.1:`port` (default: a free one) until the block ends; its base URL."""
-    port = port or free_port()
-    base = f"http://127.0.0.1:{port}/"
-    process = subprocess.Popen([sys.executable, "-m", "publisher", "serve", "--port", str(port)], cwd=root,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(base + "subscribe")
-                break
-            except httpx.TransportError:
-                assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate(timeout=5)
 
 
 def published(root: Path, hubs: tuple[str, ...] = ()) -> Path:

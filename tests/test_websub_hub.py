@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import CLOCK, EXAMPLE_ARTICLES, SEED, SITE_TOML
 from tests.mailserver import free_port
-from tests.test_serve_cache import serve
+from tests.serving import serve
 from tests.websubhub import WebSubHub, signature
 
 SECOND = sorted(EXAMPLE_ARTICLES.glob("*.txt"))[1]
