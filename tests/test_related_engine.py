@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from publisher.enrich import related
+from publisher.enrich import rank_job, related
 from publisher.enrich.related import RankDoc, Related, RelatedIndex, rank_all
 
 DAY = 86_400.0
@@ -304,3 +304,114 @@ def test_stale_after_many_changes() -> None:
     assert not index.stale
     index.add(docs[11:12])
     assert index.stale  # 2 changes on a model fitted on 10 articles: time to build again
+
+
+# --- the hybrid ranker, its model, its imports ----------------------------------------------------
+
+
+def synthetic(seed: int = 3, topics: int = 6, per_topic: int = 25) -> list[RankDoc]:
+    """Topics of 60 words each; a doc draws 4 words from its topic and 10 from 40 words all topics share,
+    so two docs on a topic rarely share many words but share the topic's co-occurrences. 150 docs: more
+    than the LSA dimensions, so the latent space is a real reduction (on 100 docs or fewer it is exact
+    and latent cosines equal lexical ones)."""
+    rng = random.Random(seed)
+    common = [f"chat{i}" for i in range(40)]
+    docs = []
+    for t in range(topics):
+        vocab = [f"t{t}w{i}" for i in range(60)]
+        for d in range(per_topic):
+            words = rng.choices(vocab, k=4) + rng.choices(common, k=10)
+            docs.append(RankDoc(f"t{t}-{d:02}", "", " ".join(words), (), T0))
+    return docs
+
+
+def precision_at(docs: list[RankDoc], k: int) -> float:
+    ranked = rank_all(docs, k, include_newer=True)
+    return sum(sum(topic(r.key) == topic(key) for r in links) / k for key, links in ranked.items()) / len(ranked)
+
+
+def test_the_hybrid_beats_pure_lexical_and_pure_latent_ranking(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = synthetic()
+    hybrid = precision_at(docs, 5)
+    monkeypatch.setattr(rank_job, "LSA_WEIGHT", 0.0)  # words only
+    monkeypatch.setattr(rank_job, "PRF_WEIGHT", 0.0)
+    lexical = precision_at(docs, 5)
+    monkeypatch.setattr(rank_job, "LSA_WEIGHT", 1.0)  # LSA only, with feedback
+    monkeypatch.setattr(rank_job, "PRF_WEIGHT", 0.5)
+    latent = precision_at(docs, 5)
+    assert hybrid > max(lexical, latent) + 0.005, (hybrid, lexical, latent)
+
+
+def test_every_part_of_the_score_is_live(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = synthetic()
+    default = rank_all(docs, 3, True)
+    for name, value in (("LSA_WEIGHT", 0.0), ("LSA_WEIGHT", 1.0), ("PRF_WEIGHT", 0.0)):
+        with monkeypatch.context() as patch:
+            patch.setattr(rank_job, name, value)
+            assert rank_all(docs, 3, True) != default, name
+
+
+def test_each_first_pass_finds_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Candidates are the union of an LSA pass and a lexical pass (an article's 16 heaviest words): on a
+    small archive the LSA pass alone finds every top 2; the lexical pass alone finds on-topic links for
+    the articles whose heaviest words other articles use; with neither there is nothing to score."""
+    expected = rank_all(archive(), 2, include_newer=True)
+
+    def nothing(self: rank_job.Job, sims: object, rows: np.ndarray, limit: int) -> np.ndarray:
+        return np.full((rows.size, 0), -1, dtype=np.int64)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(rank_job.Job, "nearest_sparse", nothing)
+        assert rank_all(archive(), 2, include_newer=True) == expected
+    with monkeypatch.context() as patch:
+        patch.setattr(rank_job.Job, "nearest", nothing)
+        lexical = rank_all(archive(), 2, include_newer=True)
+        firsts = [topic(links[0].key) == topic(key) for key, links in lexical.items() if links]
+        assert len(firsts) >= 10 and sum(firsts) >= len(firsts) - 1, lexical
+        patch.setattr(rank_job.Job, "nearest_sparse", nothing)
+        assert all(links == [] for links in rank_all(archive(), 2, include_newer=True).values())
+
+
+def test_independent_builds_are_byte_identical() -> None:
+    docs = archive()
+    shuffled = docs[:]
+    random.Random(1).shuffle(shuffled)
+    assert RelatedIndex.build(docs).to_bytes() == RelatedIndex.build(shuffled).to_bytes()
+
+
+def test_large_archives_fit_on_exactly_the_sample_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = sorted(archive(), key=lambda d: d.key)
+    monkeypatch.setattr(related, "FIT_SAMPLE", 7)
+    sample = related._sample(docs)
+    assert len(sample) == 7 and len({d.key for d in sample}) == 7
+    assert sample[0] is docs[0]
+    assert related._sample(docs[:7]) == docs[:7]
+    ranked = rank_all(docs, 2, include_newer=True)  # fitted on 7, every article still indexed and ranked
+    assert len(ranked) == len(docs)
+
+
+def test_daily_batches_link_only_to_older_articles_and_keep_old_lists() -> None:
+    docs = archive()
+    batches = [[RankDoc(d.key, d.title, d.text, d.tags, T0 + day * DAY) for d in docs[day::4]] for day in range(4)]
+    index = RelatedIndex.build(batches[0])
+    lists = index.rank(None, 3, include_newer=False)
+    published = {d.key: d.published for batch in batches for d in batch}
+    for batch in batches[1:]:
+        before = index.rank(list(lists), 3, include_newer=False)
+        lists.update(index.rank_new(batch, 3, include_newer=False))
+        assert index.rank(list(before), 3, include_newer=False) == before  # old lists do not move
+    assert len(lists) == len(docs)
+    for key, links in lists.items():
+        assert all(published[r.key] <= published[key] for r in links), key
+
+
+def test_no_scikit_learn_or_scipy_stats_is_imported() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from publisher.enrich.related import RankDoc, rank_all; "
+            "docs = [RankDoc(str(i), 't', 'word%d other words here' % (i % 3), (), 0.0) for i in range(150)]; "
+            "rank_all(docs, 3, True); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn' or m.startswith('scipy.stats')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

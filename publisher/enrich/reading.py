@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from publisher.store import Store
 
 log = logging.getLogger(__name__)
-RANK_VERSION = "1"
+RANK_VERSION = "2"  # bump when the ranker changes: cached lists are then ranked again
 TEXT_CHUNK = 500  # articles whose HTML is read from the state at a time
 Ranked = list[tuple[str, float, str]]  # (slug, score, reason)
 
@@ -87,7 +87,7 @@ def _rank(need: list[str], entries: Mapping[str, Entry], identities: Mapping[str
           progress: Progress | None = None) -> dict[str, Ranked]:
     """Rank the `need` slugs with the engine, keeping its index in the state in step with the archive.
     Progress, in articles: texts read and the model fitted (when it must be), then articles ranked."""
-    from publisher.enrich.related import RelatedIndex  # scikit-learn: only when ranking
+    from publisher.enrich.related import RelatedIndex  # NumPy and SciPy: only when ranking
 
     docs, step = _texts(entries, identities, html_of), progress.advance if progress else None
     hashes = {s: e.content_hash for s, e in entries.items()}
