@@ -73,7 +73,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "count": Field(int, 5, "related articles ranked for each article", checks.non_negative),
         "in_digest": Field(int, 3, "related links under each article in the digest", checks.non_negative),
         "include_newer": Field(bool, False, "may an article link to newer ones (its links then change)"),
-        "threshold": Field(float, 0.05, "lowest similarity score (0 to 1) worth a link", checks.fraction),
+        "threshold": Field(float, 0.02, "lowest similarity score (0 to 1) worth a link", checks.fraction),
         "in_feeds": Field(bool, True, "end each feed item with a 'Related reading' list"),
     },
     "digest": {
