@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
-import os
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -33,6 +30,7 @@ from publisher.models import (
     SourceFile,
 )
 from publisher.outputs import OUTPUTS, Context, Made
+from publisher.pool import pool, worker_count
 from publisher.selection import free_slugs, unique_ids, unique_slugs, visible
 from publisher.state.peek import peek_meta
 from publisher.write import compare_outputs, remove_outputs, write_outputs
@@ -44,11 +42,7 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = "3"  # 2: entries cleaned at the load boundary (issue 9); 3: link and image_alt (issue 11)
 STATE_HINT = "fix the article (see the reason), or report it with the file attached"
 SAVE_EVERY = 500  # parsed files written to the cache at a time
-PARALLEL_FROM = 1000  # parse in several processes from this many changed files
-# Workers start from a fork server (that has imported the parsers once), never by forking the caller:
-# the scheduler calls publish from a thread, and forking a threaded process can deadlock the child.
-WORKER_START = "forkserver"
-WORKER_PRELOAD = ["publisher.pipeline", "publisher.enrich", "publisher.load.text", "publisher.load.markdown"]
+PARALLEL_FROM = 1000  # parse in several processes (publisher.pool) from this many changed files
 Scanned = tuple[Sequence[SourceFile], Sequence[Problem]]
 
 
@@ -96,14 +90,12 @@ def read_one(source: SourceFile, site: SiteSettings) -> Parsed:
 
 def read_many(todo: Sequence[SourceFile], site: SiteSettings) -> Iterator[Parsed]:
     """Parse files in order; many files are spread over the CPU cores."""
-    workers = min(os.cpu_count() or 1, 4)
+    workers = worker_count()
     if len(todo) < PARALLEL_FROM or workers < 2:
         yield from (read_one(source, site) for source in todo)
         return
-    context = multiprocessing.get_context(WORKER_START)
-    context.set_forkserver_preload(WORKER_PRELOAD)
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        yield from pool.map(read_one, todo, [site] * len(todo), chunksize=256)
+    with pool(workers) as executor:
+        yield from executor.map(read_one, todo, [site] * len(todo), chunksize=256)
 
 
 def load_entries(files: Sequence[SourceFile], store: Store, site: SiteSettings, *, use_cache: bool = True,

@@ -21,23 +21,29 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from publisher import __version__
 from publisher.memo import memo_key
+from publisher.models import Article, Problem
 from publisher.outputs import ARCHIVE_FEEDS, Made
+from publisher.pool import ordered_map, worker_count
 from publisher.render import EPOCH, FILENAMES, History, render_feeds_checked, uri
 from publisher.write import compare_outputs, stage_outputs
 
 if TYPE_CHECKING:
-    from publisher.config import Settings
+    from publisher.config import Settings, SiteSettings
     from publisher.pipeline import Archive
 
 log = logging.getLogger(__name__)
 ROW = "feed_archive"  # meta row: {"limit", "page", "pages": [[identity id, ...], ...], "files": Written}
 Written = dict[str, list[str | int]]  # archive document -> [memo key sha, sha256, size]
+Rendered = tuple[dict[str, bytes], list[Problem]]  # a page's documents, the articles they left out
+PARALLEL_PAGES = 8  # pages to render from which they are rendered in worker processes (publisher.pool)
+IN_FLIGHT = 2  # pages per worker sent ahead: a page's articles are held only while it is being rendered
 
 
 @dataclass
@@ -132,14 +138,31 @@ def page_history(settings: Settings, number: int, count: int) -> History:
                    next=urls(settings, folder(number + 1)) if number < count else {}, archive=True)
 
 
+@dataclass(frozen=True)
+class Job:
+    """One archive page whose documents are rendered this run: the formats to render and their memo key."""
+
+    number: int
+    slugs: list[str]
+    formats: list[str]
+    history: History
+    since: datetime
+    key: str
+
+
 def archive_made(archive: Archive, plan: Plan, *, record: bool) -> Made:
     """Every archive document: rendered when its key changed (files staged), else kept; and the ones
     made before that are made no more (`gone`). Records the assignment when `record`."""
     settings = archive.settings
     made, now = Made(), Written()
     shared = memo_key((__version__, settings.site))
-    for number in range(1, len(plan.pages) + 1):
-        _page(archive, plan, number, shared, made, now, record=record)
+    jobs = [job for number in range(1, len(plan.pages) + 1) if (job := _page(archive, plan, number, shared,
+                                                                           made, now)) is not None]
+    for job, (files, problems) in zip(jobs, render_pages(archive, jobs), strict=True):
+        made.left_out += problems
+        for name, data in files.items():  # with an article left out: rendered again next time (and reported)
+            now[name] = ["" if problems else job.key, hashlib.sha256(data).hexdigest(), len(data)]
+        _stage(settings, files, made, record=record)
     made.gone = sorted(set(plan.files) - set(now))
     if record:
         row = {"limit": settings.feeds.limit, "page": settings.feeds.archive_page, "pages": plan.pages,
@@ -152,9 +175,9 @@ def archive_made(archive: Archive, plan: Plan, *, record: bool) -> Made:
     return made
 
 
-def _page(archive: Archive, plan: Plan, number: int, shared: str, made: Made, now: Written, *,
-          record: bool) -> None:
-    """One archive page's documents: kept when their key and size are as written, else rendered."""
+def _page(archive: Archive, plan: Plan, number: int, shared: str, made: Made, now: Written) -> Job | None:
+    """One archive page's documents: kept when their key and size are as written (None), else the Job
+    that renders them."""
     settings = archive.settings
     slugs = [plan.slugs[i] for i in plan.pages[number - 1]]
     history = page_history(settings, number, len(plan.pages))
@@ -169,14 +192,25 @@ def _page(archive: Archive, plan: Plan, number: int, shared: str, made: Made, no
             made.kept[name], now[name] = int(old[2]), old
         else:
             todo.append(fmt)
-    if not todo:
-        return
-    files, problems = render_feeds_checked(settings.site, archive.articles(slugs), todo, folder=folder(number),
-                                           history=history, since=since)
-    made.left_out += problems
-    for name, data in files.items():  # with an article left out: rendered again next time (and reported)
-        now[name] = ["" if problems else key, hashlib.sha256(data).hexdigest(), len(data)]
-    _stage(settings, files, made, record=record)
+    return Job(number, slugs, todo, history, since, key) if todo else None
+
+
+def render_pages(archive: Archive, jobs: Sequence[Job]) -> Iterator[Rendered]:
+    """The documents of each job, in order: in worker processes from PARALLEL_PAGES pages on (the pages
+    are independent), each page's articles read from the state only when its turn comes."""
+    site = archive.settings.site
+    calls = ((site, archive.articles(job.slugs), job.formats, folder(job.number), job.history, job.since)
+             for job in jobs)
+    workers = worker_count()
+    if len(jobs) < PARALLEL_PAGES or workers < 2:
+        return (render_page(*call) for call in calls)
+    return ordered_map(render_page, calls, workers=workers, window=IN_FLIGHT * workers)
+
+
+def render_page(site: SiteSettings, articles: Sequence[Article], formats: Sequence[str], where: str,
+                history: History, since: datetime) -> Rendered:
+    """One archive page's documents (run in a worker process: everything it needs comes as arguments)."""
+    return render_feeds_checked(site, articles, formats, folder=where, history=history, since=since)
 
 
 def _since(archive: Archive, plan: Plan, number: int) -> datetime:
