@@ -45,7 +45,9 @@ url = "https://bench.example.com/"
 timezone = "UTC"
 """
 
-FEEDS_ONLY = "\n[related]\ncount = 0\n"  # the same work as Hugo's feeds: no related-reading ranking
+# Appended to CONFIG's [site] table: the same work as Hugo's feeds (bench_vs_hugo.py), no article pages and
+# no related-reading ranking.
+FEEDS_ONLY = "pages = false\n\n[related]\ncount = 0\n"
 
 # Targets, in seconds or MB; keyed by corpus size where they depend on it.
 COLD_TARGETS = {22250: (4.6, "Hugo, feeds of 50")}
