@@ -77,7 +77,7 @@ def publish(config: Path | None, clock: str | None, dry_run: bool, force: bool, 
         if not dry_run:
             _announce(settings, report.written)
         if not (dry_run or no_send):
-            _deliver(settings, clock)
+            _deliver_queued(settings, clock)
     sys.exit(1 if report.errors else 0)
 
 
@@ -95,6 +95,27 @@ def _announce(settings: Settings, written: tuple[str, ...]) -> None:
         timeout = TIMEOUT
     for failure in announce(settings, written, timeout=timeout):
         click.echo(f"warning: {failure}", err=True)
+
+
+def _deliver_queued(settings: Settings, clock: str | None) -> None:
+    """The delivery step after a publish: the full sender when the journal holds anything to send (or an
+    SQLite look cannot tell); else only the delivery line. A run with nothing to send registers no sender
+    row (`send --status` lists the senders that had work) and imports neither SQLAlchemy nor the sender."""
+    from publisher.deliver.queued import pending_messages
+
+    started = time.perf_counter()
+    if pending_messages(settings.paths.state) != 0:
+        _deliver(settings, clock)
+        return
+    _delivery_line(settings, (0, 0, 0, 0), time.perf_counter() - started)
+
+
+def _delivery_line(settings: Settings, counts: tuple[int, int, int, int], seconds: float) -> None:
+    """`delivery (outbox ...): S sent, F failed, B bounced, C cancelled; T s`."""
+    sent, failed, bounced, cancelled = counts
+    where = "outbox " + str(settings.email.outbox) if settings.email.transport == "outbox" else "SMTP"
+    click.echo(f"delivery ({where}): {sent} sent, {failed} failed, {bounced} bounced, {cancelled} cancelled; "
+               f"{seconds:.2f} s")
 
 
 def _deliver(settings: Settings, clock: str | None, *, worker: bool = False, follow: bool = False,
@@ -120,9 +141,8 @@ def _deliver(settings: Settings, clock: str | None, *, worker: bool = False, fol
         bar.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    where = "outbox " + str(settings.email.outbox) if settings.email.transport == "outbox" else "SMTP"
-    click.echo(f"delivery ({where}): {report.sent} sent, {report.failed} failed, {report.bounced} bounced, "
-               f"{report.cancelled} cancelled; {time.perf_counter() - started:.2f} s")
+    _delivery_line(settings, (report.sent, report.failed, report.bounced, report.cancelled),
+                   time.perf_counter() - started)
     for severity, line in report.problem_lines():
         click.echo(f"{severity}: {line}", err=True)
     if report.stopped:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from publisher.deliver.queued import PENDING  # the statuses a run tries (again)
 from publisher.state.dialect import now as db_now
 from publisher.state.dialect import skip_locked
 from publisher.state.schema import deliveries, digests, subscribers
@@ -35,7 +36,6 @@ from publisher.store import Store
 
 BATCH = 500
 STATUSES = ("queued", "sent", "failed", "expired", "bounced", "cancelled")
-PENDING = ("queued", "failed")  # the statuses a run tries (again)
 KEY = (deliveries.c.digest_id == sa.bindparam("d"), deliveries.c.subscriber_id == sa.bindparam("s"))
 HELD = (deliveries.c.worker == sa.bindparam("w"), deliveries.c.lease_until.is_not(None))  # the sender's own row
 
