@@ -2,28 +2,48 @@
 
 `index.html` shows the newest `feeds.limit` articles (summary, date, image), a subscribe form, the
 feeds, the tags that have feeds ("Topics", from `publisher.outputs.tags.tag_index`) and the digest
-archive. Once there are more articles than that, every article is also listed
-on the page of its month, `archive/YYYY-MM/index.html` (months in the site's timezone), and the
-home page links to every month under "Older articles".
+archive. Once there are more articles than that, every article is also listed on exactly one page of
+its month (months in the site's timezone), and the home page links to every month under "Older
+articles". A month's page, `archive/YYYY-MM/index.html`, lists its articles; past 2 * PAGE - 1 of them it
+lists only the newest ones and links to the month's earlier pages, `archive/YYYY-MM/page/N/index.html`:
+full pages of PAGE articles counted from the month's oldest, so that a new article changes the month's
+own page and leaves the earlier pages as they are (as Hugo paginates, numbered the other way round, the
+way RFC 5005 numbers archived feed pages).
 
 Each page is rendered only when what it shows changed: its memo key is made of the values the page
 displays, the templates, the site settings and publisher's version (never the clock), so the same
-inputs give the same bytes and an unchanged page is not rendered again.
+inputs give the same bytes and an unchanged page is not rendered again. Adding an article to a month of
+tens of thousands renders the home page and that month's own page (a new earlier page once every PAGE
+articles), not the whole month.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
 from publisher import __version__
 from publisher.memo import memo_key, memoized, templates_key
 from publisher.outputs import Made
+from publisher.outputs.pages import stage_chunk, still_written
 from publisher.outputs.tags import tag_index
-from publisher.render.archive import ARCHIVE_DIR, Card, DigestLink, Month, month_key, render_home, render_month
+from publisher.render.archive import (
+    ARCHIVE_DIR,
+    Card,
+    DigestLink,
+    Month,
+    MonthPage,
+    PageLink,
+    month_key,
+    render_home,
+    render_month,
+    render_month_page,
+)
 
 if TYPE_CHECKING:  # publisher.pipeline imports this module to list its outputs
     from publisher.pipeline import Archive
@@ -31,39 +51,129 @@ if TYPE_CHECKING:  # publisher.pipeline imports this module to list its outputs
 log = logging.getLogger(__name__)
 HOME = "index.html"
 PAGES_ROW = "archive_pages"  # meta row: the archive pages last made, to remove the ones no longer made
+MONTH_PAGES_ROW = "archive_month_pages"  # meta row: the earlier month pages written, name -> [key sha, size]
+PAGE = 100  # articles on an earlier page of a month; its own page shows PAGE to 2 * PAGE - 1
 
 
-def home_made(archive: Archive, *, record: bool) -> Made:
-    """home_files(), and the archive pages made before that are made no more (`gone`: a month whose
-    articles all went, or every month once the articles fit on the home page again)."""
-    files = home_files(archive, record=record)
-    pages = sorted(name for name in files if name.startswith(f"{ARCHIVE_DIR}/"))
-    saved = archive.store.meta_get(PAGES_ROW)
-    before: list[str] = json.loads(saved) if saved else []
-    if record and before != pages:
-        archive.store.meta_put(PAGES_ROW, json.dumps(pages))
-    return Made(files=files, gone=sorted(set(before) - set(pages)))
+@dataclass(frozen=True)
+class Plan:
+    """What the home output shows: the months with their articles (slugs newest first; none while every
+    article fits on the home page), the months as listed, and the inputs every page shares."""
+
+    newest: list[str]  # every article, newest first
+    months: dict[str, list[str]]
+    index: list[Month]
+    shared: tuple[object, ...]
 
 
-def home_files(archive: Archive, *, record: bool) -> dict[str, bytes]:
-    """index.html and, past `feeds.limit` articles, archive/YYYY-MM/index.html for every month."""
+def plan(archive: Archive) -> Plan:
+    """The articles by month (months in the site's timezone) once they no longer fit on the home page."""
     settings = archive.settings
     newest = archive.newest()
     months = by_month(archive, newest) if len(newest) > settings.feeds.limit else {}
     shared = (__version__, templates_key(settings.paths.templates), settings.site, settings.feeds)
-    index = [Month(key, len(slugs)) for key, slugs in months.items()]
-    files = {HOME: home_page(archive, newest[:settings.feeds.limit], index, shared, record=record)}
+    return Plan(newest, months, [Month(key, len(slugs)) for key, slugs in months.items()], shared)
+
+
+def home_made(archive: Archive, *, record: bool) -> Made:
+    """home_files(), the earlier pages of each month (`month_pages`), and the archive pages made before
+    that are made no more (`gone`: a month whose articles all went, or every month once the articles fit on
+    the home page again, or the earlier pages of a month that shrank)."""
+    shown = plan(archive)
+    made = Made(files=_home_files(archive, shown, record=record))
+    month_pages(archive, shown, made, record=record)
+    pages = sorted(name for name in [*made.files, *made.written, *made.kept] if name.startswith(f"{ARCHIVE_DIR}/"))
+    saved = archive.store.meta_get(PAGES_ROW)
+    before: list[str] = json.loads(saved) if saved else []
+    if record and before != pages:
+        archive.store.meta_put(PAGES_ROW, json.dumps(pages))
+    made.gone = sorted(set(before) - set(pages))
+    return made
+
+
+def home_files(archive: Archive, *, record: bool) -> dict[str, bytes]:
+    """index.html and, past `feeds.limit` articles, archive/YYYY-MM/index.html for every month (the month's
+    newest articles: see `split_month`; its earlier pages are made by home_made)."""
+    return _home_files(archive, plan(archive), record=record)
+
+
+def _home_files(archive: Archive, shown: Plan, *, record: bool) -> dict[str, bytes]:
+    settings, index = archive.settings, shown.index
+    files = {HOME: home_page(archive, shown.newest[:settings.feeds.limit], index, shown.shared, record=record)}
     for position, month in enumerate(index):
         newer = index[position - 1] if position else None
         older = index[position + 1] if position + 1 < len(index) else None
-        cards = [card(archive, slug) for slug in months[month.key]]
+        head, earlier = split_month(month.key, shown.months[month.key])
+        pages = [page for page, _ in earlier]
+        cards = [card(archive, slug) for slug in head]
         name = f"{month.path}index.html"
-        key = memo_key((shared, "month", month, newer, older)) + cards_key(cards)
-        make = partial(render_month, settings, settings.paths.templates, month, cards, newer, older)
+        key = memo_key((shown.shared, "month", month, newer, older, pages)) + cards_key(cards)
+        make = partial(render_month, settings, settings.paths.templates, month, cards, newer, older, pages)
         files[name] = _memoized(archive, name, key, record, make)
-    log.info("home page with %d articles, %d monthly archive pages", min(len(newest), settings.feeds.limit),
+    log.info("home page with %d articles, %d monthly archive pages", min(len(shown.newest), settings.feeds.limit),
              len(index))
     return files
+
+
+def split_month(key: str, slugs: list[str]) -> tuple[list[str], list[tuple[MonthPage, list[str]]]]:
+    """The month's own page (newest first) and its earlier pages, oldest page first, each newest first.
+    Earlier pages are full pages of PAGE articles counted from the month's oldest, so a page keeps what
+    it holds while newer articles arrive; the month's own page shows the rest: PAGE to 2 * PAGE - 1
+    articles (all of them in a month of fewer)."""
+    full = max(0, len(slugs) // PAGE - 1)
+    oldest_first = slugs[::-1]
+    earlier = [(MonthPage(key, n + 1, n * PAGE + 1, (n + 1) * PAGE), oldest_first[n * PAGE:(n + 1) * PAGE][::-1])
+               for n in range(full)]
+    return slugs[:len(slugs) - full * PAGE], earlier
+
+
+def month_pages(archive: Archive, shown: Plan, made: Made, *, record: bool) -> None:
+    """archive/YYYY-MM/page/N/index.html of every month that has them: rendered (and staged) only when what
+    the page shows changed or the file is not as written, else `kept`; the state keeps, in one meta row,
+    each page's input key and size (as it does for the article pages)."""
+    saved = archive.store.meta_get(MONTH_PAGES_ROW)
+    known: dict[str, list[str | int]] = json.loads(saved) if saved else {}
+    now: dict[str, list[str | int]] = {}
+    files: dict[str, bytes] = {}
+    for position, month in enumerate(shown.index):
+        older = shown.index[position + 1] if position + 1 < len(shown.index) else None
+        _, earlier = split_month(month.key, shown.months[month.key])
+        for n, (page, slugs) in enumerate(earlier):
+            links = _page_links(month, earlier, n, older)
+            name = f"{page.path}index.html"
+            key = hashlib.sha256((memo_key((shown.shared, "month page", page, *links))
+                                  + slugs_key(archive, slugs)).encode()).hexdigest()
+            old = known.get(name)
+            if old and old[0] == key and still_written(archive, name, old[1]):
+                made.kept[name], now[name] = int(old[1]), old
+                continue
+            files[name] = render_month_page(archive.settings, archive.settings.paths.templates, month, page,
+                                            [card(archive, slug) for slug in slugs], *links)
+            now[name] = [key, len(files[name])]
+    stage_chunk(archive, files, made, record=record)
+    if record and now != known:
+        archive.store.meta_put(MONTH_PAGES_ROW, json.dumps(now, sort_keys=True, separators=(",", ":")))
+    log.info("earlier month pages: %d rendered, %d unchanged", len(files), len(now) - len(files))
+
+
+def _page_links(month: Month, earlier: list[tuple[MonthPage, list[str]]], n: int,
+                older: Month | None) -> tuple[PageLink, PageLink | None]:
+    """(newer, older) of earlier page n: the next page or the month's own page; the page before or, from
+    the first page, the older month."""
+    label = month.label
+    newer = (PageLink(earlier[n + 1][0].path, f"{label}, page {n + 2}") if n + 1 < len(earlier)
+             else PageLink(month.path, f"{label}, newest"))
+    if n:
+        return newer, PageLink(earlier[n - 1][0].path, f"{label}, page {n}")
+    return newer, PageLink(older.path, older.label) if older else None
+
+
+def slugs_key(archive: Archive, slugs: list[str]) -> str:
+    """The memo key's part for the cards of these articles, made straight from the entries (what `card`
+    shows; the site's timezone, URL and author are in the shared part of the key)."""
+    entries, identities = archive.entries, archive.identities
+    return repr([(e.title, slug, e.summary, e.image, identities[slug].published.timestamp(), e.reading_minutes,
+                  e.author) for slug in slugs for e in (entries[slug],)])
 
 
 def home_page(archive: Archive, slugs: list[str], months: list[Month], shared: tuple[object, ...], *,
@@ -114,4 +224,4 @@ def digest_links(archive: Archive) -> list[DigestLink]:
     return links
 
 
-__all__ = ["ARCHIVE_DIR", "home_files", "home_made"]
+__all__ = ["ARCHIVE_DIR", "PAGE", "home_files", "home_made", "split_month"]

@@ -55,7 +55,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _still_written(archive: Archive, name: str, size: object) -> bool:
+def still_written(archive: Archive, name: str, size: object) -> bool:
     """Whether the page is still there with the size it was written with (as the no-op run checks: so a
     run of a large archive does not read every page again)."""
     try:
@@ -79,7 +79,7 @@ def page_files(archive: Archive, *, record: bool, progress: Progress | None = No
             name = page_name(settings, slug)
             key = hashlib.sha256((shared + memo_key(page_inputs(archive, slug, tags))).encode()).hexdigest()
             old = known.get(name)
-            if old and old[0] == key and _still_written(archive, name, old[2]):
+            if old and old[0] == key and still_written(archive, name, old[2]):
                 made.kept[name], now[name] = int(old[2]), old
             else:
                 todo.append((slug, name, key))
@@ -117,12 +117,12 @@ def _render(archive: Archive, tags: TagIndex, todo: list[tuple[str, str, str]], 
                                           "fix the article (see the reason)"))
                 continue
             now[name] = [key, _sha(data), len(data)]
-        _stage_chunk(archive, files, made, record=record)
+        stage_chunk(archive, files, made, record=record)
         if progress:
             progress.advance(len(chunk))
 
 
-def _stage_chunk(archive: Archive, files: dict[str, bytes], made: Made, *, record: bool) -> None:
+def stage_chunk(archive: Archive, files: dict[str, bytes], made: Made, *, record: bool) -> None:
     """One chunk of rendered pages: staged (a dry run: compared), then its bytes are let go."""
     root = archive.settings.paths.output
     if record:

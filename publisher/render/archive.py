@@ -1,5 +1,7 @@
-"""The reader's pages of the site: the home page (index.html) and the monthly archive pages
-(archive/YYYY-MM/index.html), from `index.html.j2` and `archive.html.j2` (a site may override both).
+"""The reader's pages of the site: the home page (index.html), the monthly archive pages
+(archive/YYYY-MM/index.html) and, in a month of many articles, its earlier pages
+(archive/YYYY-MM/page/N/index.html), from `index.html.j2`, `archive.html.j2` and `archive_page.html.j2`
+(a site may override each).
 
 What they show arrives as small frozen values (`Card`, `Month`, `DigestLink`), which are also what
 the pages' memo keys are made of (`publisher.outputs.home`). Dates read as people write them
@@ -54,6 +56,30 @@ class Month:
     def label(self) -> str:
         year, month = self.key.split("-")
         return f"{MONTHS[int(month) - 1]} {year}"
+
+
+@dataclass(frozen=True)
+class MonthPage:
+    """An earlier page of a month: page `number` holds the month's articles `first` to `last`, counted from
+    its oldest (so a page, once full, keeps what it holds while newer articles arrive)."""
+
+    key: str  # the month, "2026-11"
+    number: int
+    first: int
+    last: int
+
+    @property
+    def path(self) -> str:
+        """The page's folder below the site's root, e.g. archive/2026-11/page/3/."""
+        return f"{ARCHIVE_DIR}/{self.key}/page/{self.number}/"
+
+
+@dataclass(frozen=True)
+class PageLink:
+    """Where a pager link leads: the folder below the site's root and what the link says."""
+
+    path: str
+    label: str
 
 
 @dataclass(frozen=True)
@@ -123,11 +149,34 @@ def render_home(settings: Settings, templates: Path, cards: Sequence[Card], mont
     return html.encode("utf-8")
 
 
+def _page(page: MonthPage, settings: Settings) -> dict[str, Any]:
+    return {"number": page.number, "first": page.first, "last": page.last, "path": page.path,
+            "url": settings.site.url + page.path}
+
+
+def _link(link: PageLink | None, settings: Settings) -> dict[str, str] | None:
+    return {"url": settings.site.url + link.path, "label": link.label} if link else None
+
+
 def render_month(settings: Settings, templates: Path, month: Month, cards: Sequence[Card],
-                 newer: Month | None, older: Month | None) -> bytes:
-    """archive/YYYY-MM/index.html: every article of the month, newest first, and the neighbouring months."""
+                 newer: Month | None, older: Month | None, pages: Sequence[MonthPage] = ()) -> bytes:
+    """archive/YYYY-MM/index.html: the month's newest articles (every one unless it has earlier `pages`),
+    newest first, its earlier pages (newest first) and the neighbouring months."""
     html = render(templates, "archive.html.j2", **_common(settings), month=_month(month, settings),
                   articles=[_card(c) for c in cards], newer=_month(newer, settings) if newer else None,
-                  older=_month(older, settings) if older else None)
+                  older=_month(older, settings) if older else None,
+                  pages=[_page(p, settings) for p in reversed(pages)])
+    return html.encode("utf-8")
+
+
+def render_month_page(settings: Settings, templates: Path, month: Month, page: MonthPage, cards: Sequence[Card],
+                      newer: PageLink, older: PageLink | None) -> bytes:
+    """archive/YYYY-MM/page/N/index.html: an earlier page of the month, newest first, with links to the
+    newer and the older page (the month's page; the older month). Shows nothing that changes while newer
+    articles arrive (not the month's count), so it stays as written."""
+    named = {k: v for k, v in _month(month, settings).items() if k != "count"}  # the count grows: not shown
+    html = render(templates, "archive_page.html.j2", **_common(settings), month=named,
+                  page=_page(page, settings), articles=[_card(c) for c in cards], newer=_link(newer, settings),
+                  older=_link(older, settings))
     return html.encode("utf-8")
 
