@@ -7,15 +7,17 @@ output (or `publisher serve`) owns; selection asks it before anything is rendere
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from publisher.enrich.reading import Progress
 from publisher.models import Problem
 from publisher.render import FILENAMES
-from publisher.write import Staged
+from publisher.write import Staged, compare_outputs, stage_outputs
 
 if TYPE_CHECKING:  # publisher.pipeline imports this package to list its outputs
     from publisher.config import Settings
@@ -56,6 +58,18 @@ class Made:
             batch.discard()
             self.written = {n: size for n, size in self.written.items() if n not in set(batch.names)}
         self.staged.clear()
+
+    def stage(self, root: Path, files: dict[str, bytes], *, record: bool) -> None:
+        """Rendered files staged in temporary files (a dry run: compared with what is there), as written
+        or kept; the caller then lets their bytes go (a large output stages a chunk at a time)."""
+        if record:
+            staged, unchanged = stage_outputs(root, files)
+            self.staged.append(staged)
+            written = staged.names
+        else:
+            written, unchanged = compare_outputs(root, files)
+        self.written.update((name, len(files[name])) for name in written)
+        self.kept.update((name, len(files[name])) for name in unchanged)
 
     def add(self, other: Made) -> None:
         self.files.update(other.files)
@@ -126,6 +140,15 @@ def reserved(name: str, settings: Settings) -> str | None:
     if first in WEB_ROUTES:
         return f"the /{first} page of publisher serve"
     return None
+
+
+def still_written(root: Path, name: str, size: object) -> bool:
+    """Whether the file `name` below `root` is still there with the size it was written with (as the
+    no-op run checks), so that a run of a large archive does not read every file again."""
+    try:
+        return os.stat(os.path.join(root, name)).st_size == size
+    except OSError:
+        return False
 
 
 def page_name(settings: Settings, slug: str) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,10 +28,9 @@ from typing import TYPE_CHECKING
 from publisher import __version__
 from publisher.memo import memo_key
 from publisher.models import Article, Problem
-from publisher.outputs import ARCHIVE_FEEDS, Made
+from publisher.outputs import ARCHIVE_FEEDS, Made, still_written
 from publisher.pool import ordered_map, worker_count
 from publisher.render import EPOCH, FILENAMES, History, render_feeds_checked, uri
-from publisher.write import compare_outputs, stage_outputs
 
 if TYPE_CHECKING:
     from publisher.config import Settings, SiteSettings
@@ -162,7 +160,7 @@ def archive_made(archive: Archive, plan: Plan, *, record: bool) -> Made:
         made.left_out += problems
         for name, data in files.items():  # with an article left out: rendered again next time (and reported)
             now[name] = ["" if problems else job.key, hashlib.sha256(data).hexdigest(), len(data)]
-        _stage(settings, files, made, record=record)
+        made.stage(settings.paths.output, files, record=record)
     made.gone = sorted(set(plan.files) - set(now))
     if record:
         row = {"limit": settings.feeds.limit, "page": settings.feeds.archive_page, "pages": plan.pages,
@@ -188,7 +186,7 @@ def _page(archive: Archive, plan: Plan, number: int, shared: str, made: Made, no
     for fmt in settings.feeds.formats:
         name = folder(number) + FILENAMES[fmt]
         old = plan.files.get(name)
-        if old and old[0] == key and _still_written(settings, name, old[2]):
+        if old and old[0] == key and still_written(settings.paths.output, name, old[2]):
             made.kept[name], now[name] = int(old[2]), old
         else:
             todo.append(fmt)
@@ -219,23 +217,3 @@ def _since(archive: Archive, plan: Plan, number: int) -> datetime:
     identities = [archive.identities[plan.slugs[i]] for page in plan.pages[:number - 1] for i in page]
     newest = max((ident.updated or ident.published for ident in identities), default=EPOCH)
     return newest.astimezone(archive.settings.site.tz)
-
-
-def _still_written(settings: Settings, name: str, size: object) -> bool:
-    try:
-        return os.stat(os.path.join(settings.paths.output, name)).st_size == size
-    except OSError:
-        return False
-
-
-def _stage(settings: Settings, files: dict[str, bytes], made: Made, *, record: bool) -> None:
-    """A page's documents staged in temporary files (a dry run: compared), then their bytes let go."""
-    root = settings.paths.output
-    if record:
-        staged, unchanged = stage_outputs(root, files)
-        made.staged.append(staged)
-        written = staged.names
-    else:
-        written, unchanged = compare_outputs(root, files)
-    made.written.update((name, len(files[name])) for name in written)
-    made.kept.update((name, len(files[name])) for name in unchanged)

@@ -29,8 +29,7 @@ from typing import TYPE_CHECKING
 
 from publisher import __version__
 from publisher.memo import memo_key, memoized, templates_key
-from publisher.outputs import Made
-from publisher.outputs.pages import stage_chunk, still_written
+from publisher.outputs import Made, still_written
 from publisher.outputs.tags import tag_index
 from publisher.render.archive import (
     ARCHIVE_DIR,
@@ -144,13 +143,13 @@ def month_pages(archive: Archive, shown: Plan, made: Made, *, record: bool) -> N
             key = hashlib.sha256((memo_key((shown.shared, "month page", page, *links))
                                   + slugs_key(archive, slugs)).encode()).hexdigest()
             old = known.get(name)
-            if old and old[0] == key and still_written(archive, name, old[1]):
+            if old and old[0] == key and still_written(archive.settings.paths.output, name, old[1]):
                 made.kept[name], now[name] = int(old[1]), old
                 continue
             files[name] = render_month_page(archive.settings, archive.settings.paths.templates, month, page,
                                             [card(archive, slug) for slug in slugs], *links)
             now[name] = [key, len(files[name])]
-    stage_chunk(archive, files, made, record=record)
+    made.stage(archive.settings.paths.output, files, record=record)
     if record and now != known:
         archive.store.meta_put(MONTH_PAGES_ROW, json.dumps(now, sort_keys=True, separators=(",", ":")))
     log.info("earlier month pages: %d rendered, %d unchanged", len(files), len(now) - len(files))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from typing import TYPE_CHECKING
 
 from publisher import __version__
@@ -24,9 +23,8 @@ from publisher.enrich.reading import Progress
 from publisher.errors import PublisherError
 from publisher.memo import memo_key, templates_key
 from publisher.models import Problem
-from publisher.outputs import Made, page_name
+from publisher.outputs import Made, page_name, still_written
 from publisher.outputs.tags import TagIndex, tag_index
-from publisher.write import compare_outputs, stage_outputs
 
 if TYPE_CHECKING:
     from publisher.pipeline import Archive
@@ -55,15 +53,6 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def still_written(archive: Archive, name: str, size: object) -> bool:
-    """Whether the page is still there with the size it was written with (as the no-op run checks: so a
-    run of a large archive does not read every page again)."""
-    try:
-        return os.stat(os.path.join(archive.settings.paths.output, name)).st_size == size
-    except OSError:
-        return False
-
-
 def page_files(archive: Archive, *, record: bool, progress: Progress | None = None) -> Made:
     """The pages whose inputs changed (files), the others (kept) and the pages no longer made (gone)."""
     settings, store = archive.settings, archive.store
@@ -79,7 +68,7 @@ def page_files(archive: Archive, *, record: bool, progress: Progress | None = No
             name = page_name(settings, slug)
             key = hashlib.sha256((shared + memo_key(page_inputs(archive, slug, tags))).encode()).hexdigest()
             old = known.get(name)
-            if old and old[0] == key and still_written(archive, name, old[2]):
+            if old and old[0] == key and still_written(archive.settings.paths.output, name, old[2]):
                 made.kept[name], now[name] = int(old[2]), old
             else:
                 todo.append((slug, name, key))
@@ -117,19 +106,6 @@ def _render(archive: Archive, tags: TagIndex, todo: list[tuple[str, str, str]], 
                                           "fix the article (see the reason)"))
                 continue
             now[name] = [key, _sha(data), len(data)]
-        stage_chunk(archive, files, made, record=record)
+        made.stage(archive.settings.paths.output, files, record=record)
         if progress:
             progress.advance(len(chunk))
-
-
-def stage_chunk(archive: Archive, files: dict[str, bytes], made: Made, *, record: bool) -> None:
-    """One chunk of rendered pages: staged (a dry run: compared), then its bytes are let go."""
-    root = archive.settings.paths.output
-    if record:
-        staged, unchanged = stage_outputs(root, files)
-        made.staged.append(staged)
-        written = staged.names
-    else:
-        written, unchanged = compare_outputs(root, files)
-    made.written.update((name, len(files[name])) for name in written)
-    made.kept.update((name, len(files[name])) for name in unchanged)
