@@ -415,3 +415,43 @@ def test_no_scikit_learn_or_scipy_stats_is_imported() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn' or m.startswith('scipy.stats')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- the exact top-k helpers and the vocabulary's column selection (against plain NumPy / SciPy) ----------
+
+@pytest.mark.parametrize("columns", [50, 9_000])  # too short to sample, and sampled
+def test_kth_largest_and_best_match_a_full_sort(columns: int) -> None:
+    from publisher.enrich import rank_top
+
+    rng = np.random.default_rng(7)
+    sims = np.round(rng.standard_normal((6, columns)), 2).astype(np.float32)  # many exact ties
+    sims[0, :] = 0  # a row without positives
+    sims[1, ::3] = -np.inf
+    for k in (1, 5, 32):
+        assert np.array_equal(rank_top.kth_largest(sims.copy(), k), np.partition(sims, columns - k, axis=1)[:, -k])
+    rows, cols = rank_top.best(sims, 32)
+    for r in range(sims.shape[0]):
+        positive = [c for c in range(columns) if sims[r, c] > 0]
+        expected = sorted(positive, key=lambda c: (-sims[r, c], c))[:32]
+        assert cols[rows == r].tolist() == expected
+
+
+def test_fit_vocabulary_counts_equal_scipy_column_selection() -> None:
+    from publisher.enrich import rank_text
+
+    texts = [f"{title}\n{body}" for _, title, body in ARTICLES] * 6  # 120 texts: rare and common words dropped
+    terms, idf, counts = rank_text.fit_vocabulary(texts)
+    seen: dict[str, int] = {}
+    raw = rank_text._rows((rank_text._numbered(rank_text.words(t), seen) for t in texts), None)
+    expected = raw[:, [seen[t] for t in terms]].tocsr()
+    expected.sort_indices()
+    assert counts.has_canonical_format and counts.dtype == np.float32
+    assert np.array_equal(counts.indptr, expected.indptr) and np.array_equal(counts.indices, expected.indices)
+    assert np.array_equal(counts.data, expected.data) and idf.shape == (len(terms),)
+
+
+def test_heap_trim_is_harmless() -> None:
+    from publisher.enrich import heap
+
+    heap.trim()
+    heap.trim()

@@ -25,6 +25,8 @@ import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 
+from publisher.enrich import rank_top
+
 Reason = Literal["similarity", "shared tags"]
 Floats = NDArray[np.float64]
 Floats32 = NDArray[np.float32]
@@ -40,10 +42,12 @@ TAG_WEIGHT = 0.1
 DECIMALS = 4
 
 
-def dense_rows(lexical: sp.csr_matrix, weights: sp.csr_matrix) -> Floats:
-    """weights (c x n) @ lexical as a dense float64 (c x terms) matrix: rows of BM25 vectors, or their
-    weighted sums."""
-    out: Floats = np.asarray((weights @ lexical.astype(np.float64)).toarray(), dtype=np.float64)
+def dense_rows(lexical: sp.csr_matrix, rows: Ints) -> Floats:
+    """The BM25 rows of `rows` as a dense float64 (c x terms) matrix (only those rows are converted)."""
+    picked = lexical[rows]
+    out = np.zeros(picked.shape, dtype=np.float64)
+    row_of = np.repeat(np.arange(rows.size), np.diff(picked.indptr))
+    out[row_of, picked.indices] = picked.data
     return out
 
 
@@ -51,8 +55,10 @@ def pair_dots(lexical: sp.csr_matrix, dense: Floats, cand: Ints) -> Floats:
     """Dot products of dense row i (c x terms) with the BM25 rows of each column in cand[i] (c x w)."""
     c, w = cand.shape
     other = lexical[cand.ravel()]
-    pair = np.repeat(np.arange(c * w), np.diff(other.indptr))
-    products = dense[pair // w, other.indices] * other.data.astype(np.float64)
+    lengths = np.diff(other.indptr)
+    at = np.repeat(np.repeat(np.arange(c, dtype=np.int64) * dense.shape[1], w), lengths) + other.indices
+    products = dense.ravel()[at] * other.data  # float64 x float32: exact float64 products
+    pair = np.repeat(np.arange(c * w), lengths)
     sums: Floats = np.bincount(pair, weights=products, minlength=c * w).astype(np.float64)
     return sums.reshape(c, w)
 
@@ -118,21 +124,16 @@ class Job:
         excluded."""
         c = rows.size
         width = min(self.cols.size - 1, max(CANDIDATES, self.count))
-        sims.sort_indices()
-        row_of = np.repeat(np.arange(c), np.diff(sims.indptr))
-        col, value = self.col_of_row[sims.indices], sims.data
-        ok = (value > 0) & (col >= 0) & (col < limit) & (col != self.col_of_row[rows][row_of])
+        dense = np.asarray(sims.toarray(), dtype=np.float32)
+        allowed = (self.col_of_row >= 0) & (self.col_of_row < limit)
+        dense *= allowed[None, :]
+        dense[np.arange(c), rows] = 0
         if not self.include_newer:
-            ok &= self.col_published[col] <= self.published[rows][row_of]
-        row_of, col, value = row_of[ok], col[ok], value[ok]
-        # one stable sort by (row, -value); the entries come by row number within a row (canonical CSR),
-        # so ties stay in that order. Values are positive cosines (at most 1 + rounding): row x 4 separates rows
-        order = np.argsort(row_of * 4.0 - value.astype(np.float64), kind="stable")
-        row_of, col = row_of[order], col[order]
-        place = np.arange(row_of.size) - np.searchsorted(row_of, row_of)
-        keep = place < width
-        cand = np.full((c, min(width, int(place.max(initial=-1)) + 1)), -1, dtype=np.int64)
-        cand[row_of[keep], place[keep]] = self.cols[col[keep]]
+            np.copyto(dense, np.float32(0), where=self.published[None, :] > self.published[rows][:, None])
+        hit_r, hit_c = rank_top.best(dense, width)
+        place = np.arange(hit_r.size) - np.searchsorted(hit_r, hit_r)
+        cand = np.full((c, int(place.max(initial=-1)) + 1), -1, dtype=np.int64)
+        cand[hit_r, place] = hit_c
         return cand
 
     def nearest(self, sims: Floats32, rows: Ints, limit: int) -> Ints:
@@ -145,8 +146,7 @@ class Job:
             low = int(np.searchsorted(col_pub, pub[rows].min(), side="right"))
             np.copyto(sims[:, low:limit], np.float32(-np.inf), where=col_pub[None, low:limit] > pub[rows][:, None])
         if limit > width:
-            kth = limit - width
-            threshold = np.partition(sims, kth, axis=1)[:, kth]
+            threshold = rank_top.kth_largest(sims, width)
             flat = np.flatnonzero(sims >= threshold[:, None])  # 1-D: much faster than a 2-D nonzero
         else:
             flat = np.arange(sims.size)
@@ -182,7 +182,7 @@ class Job:
     def scores(self, rows: Ints, safe: Ints, valid: NDArray[np.bool_]) -> Floats:
         """The hybrid score with feedback of each row against its candidates (see the module docstring)."""
         vectors = self.z[safe].astype(np.float64)
-        lexical = pair_dots(self.lexical, dense_rows(self.lexical, _selector(rows, self.z.shape[0])), safe)
+        lexical = pair_dots(self.lexical, dense_rows(self.lexical, rows), safe)
         latent = np.einsum("cwd,cd->cw", vectors, self.z[rows].astype(np.float64))
         hybrid = (1.0 - LSA_WEIGHT) * lexical + LSA_WEIGHT * latent
         hybrid[~valid] = -np.inf
@@ -222,7 +222,3 @@ class Job:
                        for j, s, t in zip(top_c[i], top_s[i], top_t[i], strict=True) if s > 0])
                 for i, row in enumerate(rows.tolist())]
 
-
-def _selector(rows: Ints, n: int) -> sp.csr_matrix:
-    """A (len(rows) x n) matrix picking `rows`."""
-    return sp.csr_matrix((np.ones(rows.size), (np.arange(rows.size), rows)), shape=(rows.size, n))

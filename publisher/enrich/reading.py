@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -63,21 +63,21 @@ def _input_keys(entries: Mapping[str, Entry], settings: RelatedSettings) -> dict
 
 
 def _texts(entries: Mapping[str, Entry], identities: Mapping[str, Identity],
-           html_of: Callable[[Iterable[str]], dict[str, str]]) -> Callable[..., list[RankDoc]]:
-    """A function giving the ranker's view of some slugs (reading their HTML a chunk at a time: only the
-    text is kept), telling `step` how many were read after each chunk."""
+           html_of: Callable[[Iterable[str]], dict[str, str]]) -> Callable[..., Iterator[RankDoc]]:
+    """A function giving the ranker's view of some slugs, lazily (reading their HTML a chunk at a time:
+    only the text is kept, and only by whoever keeps the docs), telling `step` how many were read after
+    each chunk."""
     from publisher.enrich.related import RankDoc
 
-    def docs(slugs: Iterable[str], step: Callable[[int], None] | None = None) -> list[RankDoc]:
-        wanted, found = list(slugs), []
+    def docs(slugs: Iterable[str], step: Callable[[int], None] | None = None) -> Iterator[RankDoc]:
+        wanted = list(slugs)
         for start in range(0, len(wanted), TEXT_CHUNK):
             chunk = wanted[start:start + TEXT_CHUNK]
             html = html_of(chunk)
-            found += [RankDoc(s, entries[s].title, plain_text(html[s]), entries[s].tags,
-                              identities[s].published.timestamp()) for s in chunk]
+            yield from [RankDoc(s, entries[s].title, plain_text(html[s]), entries[s].tags,
+                                identities[s].published.timestamp()) for s in chunk]
             if step:
                 step(len(chunk))
-        return found
 
     return docs
 
@@ -87,6 +87,7 @@ def _rank(need: list[str], entries: Mapping[str, Entry], identities: Mapping[str
           progress: Progress | None = None) -> dict[str, Ranked]:
     """Rank the `need` slugs with the engine, keeping its index in the state in step with the archive.
     Progress, in articles: texts read and the model fitted (when it must be), then articles ranked."""
+    from publisher.enrich import heap
     from publisher.enrich.related import RelatedIndex  # NumPy and SciPy: only when ranking
 
     docs, step = _texts(entries, identities, html_of), progress.advance if progress else None
@@ -98,7 +99,7 @@ def _rank(need: list[str], entries: Mapping[str, Entry], identities: Mapping[str
     if index is not None and (changed or gone):
         index.remove(gone)
         if len(changed) < len(hashes) // 2:
-            index.add(docs(changed))
+            index.add(list(docs(changed)))
     rebuild = index is None or index.stale or len(index) != len(hashes)
     if progress:
         fit = len(hashes) + RelatedIndex.build_steps(len(hashes)) if rebuild else 0
@@ -108,7 +109,10 @@ def _rank(need: list[str], entries: Mapping[str, Entry], identities: Mapping[str
         index = RelatedIndex.build(docs(hashes, step), progress=step)
         changed = list(hashes)
     if changed or gone:
-        store.save_related_index(hashes, index.to_bytes())
+        data = index.to_bytes()
+        heap.trim()  # what making the bytes freed: the state's write comes on top of what stays
+        store.save_related_index(hashes, data)
+        del data
     ranked = index.rank(need, settings.count, settings.include_newer, progress=step)
     return {slug: [(r.key, r.score, r.reason) for r in items] for slug, items in ranked.items()}
 

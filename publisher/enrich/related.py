@@ -46,7 +46,7 @@ import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 
-from publisher.enrich import rank_job, rank_text
+from publisher.enrich import heap, rank_job, rank_text
 from publisher.enrich.rank_job import Job, Reason
 
 Step = Callable[[int], None]  # told how many more steps (articles) are done
@@ -133,10 +133,20 @@ class _Model:
 
 
 def _bm25_rows(counts: sp.csr_matrix, idf: Floats, avgdl: float) -> sp.csr_matrix:
-    """BM25 rows in float32, weighted a chunk at a time (the float64 temporaries stay small)."""
-    parts = [sp.csr_matrix(rank_text.bm25(counts[i:i + FOLD_CHUNK], idf, avgdl), dtype=np.float32)
-             for i in range(0, counts.shape[0], FOLD_CHUNK)]
-    return sp.vstack(parts, format="csr") if parts else sp.csr_matrix(counts.shape, dtype=np.float32)
+    """BM25 rows in float32 over the sparsity pattern of `counts` (canonical; its index arrays are shared),
+    weighted a chunk at a time into one array (no chunk list to stack: half the memory at the peak)."""
+    n, data = counts.shape[0], np.empty(counts.nnz, dtype=np.float32)
+    for i in range(0, n, FOLD_CHUNK):
+        data[counts.indptr[i]:counts.indptr[min(i + FOLD_CHUNK, n)]] = _bm25_chunk(counts, i, idf, avgdl).data
+    return sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
+
+
+def _bm25_chunk(counts: sp.csr_matrix, start: int, idf: Floats, avgdl: float) -> sp.csr_matrix:
+    """The float64 BM25 rows of counts[start:start + FOLD_CHUNK], entries in the order of `counts`."""
+    weighted = rank_text.bm25(counts[start:start + FOLD_CHUNK], idf, avgdl)
+    if weighted.nnz != counts.indptr[min(start + FOLD_CHUNK, counts.shape[0])] - counts.indptr[start]:
+        raise ValueError("BM25 rows must keep the pattern of the counts")
+    return weighted
 
 
 def _sample(ordered: Sequence[T]) -> Sequence[T]:
@@ -175,35 +185,36 @@ class RelatedIndex:
         return 2 * n
 
     @classmethod
-    def build(cls, docs: Sequence[RankDoc], progress: Step | None = None) -> RelatedIndex:
+    def build(cls, docs: Iterable[RankDoc], progress: Step | None = None) -> RelatedIndex:
         """Fit the model on `docs` and index them all (input order does not matter): vocabulary, idf and
         mean length on every doc, the LSA basis on an evenly spaced sample of them (by key; see
-        FIT_SAMPLE). The vectors are made a chunk at a time, exactly as `add` makes them.
+        FIT_SAMPLE). The vectors are made a chunk at a time, exactly as `add` makes them. The texts are
+        let go once counted: pass an iterator (not a list) so that nothing else holds them.
         `progress` is told of `build_steps(len(docs))` steps in all."""
         step = progress or _no_step
         ordered = sorted(_checked(docs), key=lambda d: d.key)
-        n = len(ordered)
+        n, keys, tags = len(ordered), [d.key for d in ordered], [_norm_tags(d.tags) for d in ordered]
+        published = np.array([d.published for d in ordered], dtype=np.float64)
         terms, idf, counts = rank_text.fit_vocabulary(_text(d) for d in ordered)
+        del ordered  # the texts (when `docs` was an iterator, nothing else holds them): memory for the SVD
+        heap.trim()
         avgdl = rank_text.mean_length(counts)
         step(n)
-        picked = np.array([i for i, _ in _sample(list(enumerate(ordered)))], dtype=np.int64)
+        picked = np.array(_sample(range(n)), dtype=np.int64)
         model = _Model(terms, idf, avgdl, rank_text.basis(_bm25_rows(counts[picked], idf, avgdl)))
-        lexical, vectors = [], []
+        dims, vectors, data = model.basis.shape[0], [], np.empty(counts.nnz, dtype=np.float32)
         for i in range(0, n, FOLD_CHUNK):
-            weighted = rank_text.bm25(counts[i:i + FOLD_CHUNK], idf, avgdl)
-            lexical.append(sp.csr_matrix(weighted, dtype=np.float32))
+            weighted = _bm25_chunk(counts, i, idf, avgdl)
+            data[counts.indptr[i]:counts.indptr[min(i + FOLD_CHUNK, n)]] = weighted.data
             vectors.append(rank_text.project(weighted, model.basis) if terms else
-                           np.zeros((weighted.shape[0], model.basis.shape[0]), dtype=np.float32))
+                           np.zeros((weighted.shape[0], dims), dtype=np.float32))
             step(weighted.shape[0])
+        lexical = sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)  # as `_bm25_rows`
         del counts
-        width, dims = len(terms), model.basis.shape[0]
-        stacked = sp.vstack(lexical, format="csr") if lexical else sp.csr_matrix((0, width), dtype=np.float32)
-        del lexical  # the chunks: only the stacked copy stays
-        return cls(model=model, keys=[d.key for d in ordered],
-                   published=np.array([d.published for d in ordered], dtype=np.float64),
-                   tags=[_norm_tags(d.tags) for d in ordered],
+        heap.trim()
+        return cls(model=model, keys=keys, published=published, tags=tags,
                    vectors=np.concatenate(vectors) if vectors else np.zeros((0, dims), dtype=np.float32),
-                   lexical=sp.csr_matrix(stacked, dtype=np.float32), fitted=n, changed=0)
+                   lexical=lexical, fitted=n, changed=0)
 
     def _words(self) -> dict[str, int]:
         if self._vocabulary is None:
@@ -398,7 +409,7 @@ class RelatedIndex:
         return index
 
 
-def _checked(docs: Sequence[RankDoc]) -> list[RankDoc]:
+def _checked(docs: Iterable[RankDoc]) -> list[RankDoc]:
     docs = list(docs)
     seen: set[str] = set()
     for d in docs:
