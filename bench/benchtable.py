@@ -76,8 +76,17 @@ class Child:
     started: float
 
 
+def installed_env() -> dict[str, str]:
+    """This environment as an installed publisher runs in: Python writes and reuses bytecode (pip
+    compiles it at install), even where PYTHONDONTWRITEBYTECODE is set (it would recompile every
+    module on every run: about 0.2 s of a no-op publish and of --help)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def spawn(cmd: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> Child:
-    """Start `cmd` in the background (several may run at once; `reap` each)."""
+    """Start `cmd` in the background (several may run at once; `reap` each), by default in
+    `installed_env()`."""
+    env = installed_env() if env is None else env
     out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115 (closed by reap)
     started = time.perf_counter()
     proc = subprocess.Popen(list(cmd), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
