@@ -6,15 +6,20 @@ state the usual way (and reports what is wrong with it)."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import quote
 
 from publisher.state.location import StateLocation
 from publisher.state.versions import HEAD, SCHEMA_VERSION
 
+T = TypeVar("T")
 
-def peek_meta(location: StateLocation, key: str) -> str | None:
-    """The meta row `key` of an SQLite state file at this publisher's schema (HEAD); None when the state
-    is on a server, missing, older or newer, not a publisher state, or cannot be read right now."""
+
+def peek(location: StateLocation, query: Callable[[sqlite3.Connection], T]) -> T | None:
+    """query(connection) on an SQLite state file at this publisher's schema (HEAD), opened read-only;
+    None when the state is on a server, missing, older or newer, not a publisher state, or cannot be
+    read right now (the query's own sqlite3 errors included)."""
     if location.path is None or not location.path.is_file():
         return None
     try:
@@ -24,12 +29,21 @@ def peek_meta(location: StateLocation, key: str) -> str | None:
     try:
         conn.execute("PRAGMA busy_timeout=30000")
         revision = conn.execute("SELECT version_num FROM alembic_version").fetchall()
-        rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('schema_version', ?)", (key,)))
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+        if revision != [(HEAD,)] or version != [(str(SCHEMA_VERSION),)]:
+            return None
+        return query(conn)
     except sqlite3.Error:
         return None
     finally:
         conn.close()
-    if revision != [(HEAD,)] or rows.get("schema_version") != str(SCHEMA_VERSION):
-        return None
-    value = rows.get(key)
-    return value if isinstance(value, str) else None
+
+
+def peek_meta(location: StateLocation, key: str) -> str | None:
+    """The meta row `key` of an SQLite state file at this publisher's schema (see `peek`)."""
+
+    def value(conn: sqlite3.Connection) -> str | None:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row and isinstance(row[0], str) else None
+
+    return peek(location, value)
