@@ -18,7 +18,7 @@ from publisher import __version__
 from publisher.config import Settings, SiteSettings
 from publisher.enrich.reading import Reading, relate
 from publisher.errors import ArticleError
-from publisher.load import EXTENSIONS, read, scan_checked
+from publisher.load import EXTENSIONS, forget_folders, read, scan_checked
 from publisher.memo import input_key, remember_run, unchanged_run
 from publisher.models import (
     Article,
@@ -91,6 +91,7 @@ def read_one(source: SourceFile, site: SiteSettings) -> Parsed:
 def read_many(todo: Sequence[SourceFile], site: SiteSettings) -> Iterator[Parsed]:
     """Parse files in order; many files are spread over the CPU cores."""
     workers = worker_count()
+    forget_folders()  # folders are resolved afresh each run (workers start with nothing known)
     if len(todo) < PARALLEL_FROM or workers < 2:
         yield from (read_one(source, site) for source in todo)
         return

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from publisher.errors import ArticleError
-from publisher.load import EXTENSIONS, read, scan_checked
+from publisher.load import EXTENSIONS, forget_folders, read, scan_checked
 from publisher.models import Problem
 from tests.conftest import Site
 
@@ -149,6 +149,24 @@ def test_link_swapped_after_the_scan_is_refused_at_read(folders: tuple[Path, Pat
         read(files[1], ZoneInfo("UTC"))
     assert caught.value.path == "link.md" and caught.value.severity == "error"
     assert "outside the articles folder" in str(caught.value)
+
+
+def test_folder_swapped_for_a_link_is_refused_at_the_next_run(folders: tuple[Path, Path]) -> None:
+    """A folder's real path is looked up once per run (forget_folders starts a run): a folder swapped for
+    a link to outside after one run is refused at the next run's read, even for a file list scanned before."""
+    articles, outside = folders
+    (articles / "sub").mkdir()
+    (articles / "sub" / "inner.md").write_text(ARTICLE.format(title="Mine", body="Hi."), encoding="utf-8")
+    files, _ = scan_checked(articles, EXTENSIONS)
+    forget_folders()
+    assert read(files[1], ZoneInfo("UTC")).title == "Mine"
+    (articles / "sub" / "inner.md").unlink()
+    (articles / "sub").rmdir()
+    os.symlink(outside / "folder", articles / "sub")
+    forget_folders()
+    with pytest.raises(ArticleError) as caught:
+        read(files[1], ZoneInfo("UTC"))
+    assert caught.value.path == "sub/inner.md" and "outside the articles folder" in str(caught.value)
 
 
 def test_the_articles_folder_may_itself_be_a_link(folders: tuple[Path, Path], tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from publisher.load.source import (
     check_size,
     check_slug,
     decode,
+    forget_folders,
     plain_title,
     removed_warning,
     resolve_inside,
@@ -29,7 +30,7 @@ READERS = {".txt": "publisher.load.text", ".md": "publisher.load.markdown", ".ma
 EXTENSIONS = frozenset(READERS)
 PROSE = frozenset({"title", "summary", "author", "tags", "references"})  # whitespace collapsed
 
-__all__ = ["EXTENSIONS", "READERS", "normalise", "read", "scan_checked"]
+__all__ = ["EXTENSIONS", "READERS", "forget_folders", "normalise", "read", "scan_checked"]
 
 
 def read(source: SourceFile, tz: ZoneInfo) -> Document:

@@ -8,6 +8,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 import string
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -143,19 +144,44 @@ def _read_once(found: list[SourceFile], links: dict[str, str], root: str,
     return kept
 
 
+_FOLDERS: dict[str, str] = {}  # folder -> its real path, for one run's reads (see resolve_inside)
+
+
+def forget_folders() -> None:
+    """Start a run's reads afresh: every folder's real path is looked up again (resolve_inside)."""
+    _FOLDERS.clear()
+
+
+def _real_folder(folder: str) -> str:
+    real = _FOLDERS.get(folder)
+    if real is None:
+        real = _FOLDERS[folder] = os.path.realpath(folder)
+    return real
+
+
+def _real_path(path: str) -> str:
+    """os.path.realpath(path, strict=True), with the folder part looked up once per folder per run: a
+    file that is a link is followed at every read; a folder is resolved at the first read in it."""
+    if stat.S_ISLNK(os.lstat(path).st_mode):
+        return os.path.realpath(path, strict=True)
+    folder, name = os.path.split(path)
+    return os.path.join(_real_folder(folder), name)
+
+
 def resolve_inside(source: SourceFile) -> str:
-    """The real path of an article, checked again at read time to be inside the articles folder (a link
-    may have been swapped since the scan). Raises ArticleError; a vanished file is a warning."""
+    """The real path of an article, checked again at read time to be inside the articles folder (a file
+    swapped for a link since the scan is caught; a folder is checked at the first read in it, see
+    forget_folders). Raises ArticleError; a vanished file is a warning."""
     path, rel = source.path, source.rel
     root = path[: len(path) - len(rel)] if path.replace(os.sep, "/").endswith("/" + rel) else ""
     try:
-        real = os.path.realpath(path, strict=True)
+        real = _real_path(path)
     except FileNotFoundError as e:
         raise ArticleError(rel, "file vanished before it could be read (deleted or renamed during the run)",
                            "nothing to do: the next run will not look for it", severity="warning") from e
     except OSError as e:
         raise ArticleError(rel, f"file cannot be read: {e.strerror}", "check the file and its links") from e
-    if not root or ".." in rel.split("/") or not _inside(real, os.path.realpath(root)):
+    if not root or ".." in rel.split("/") or not _inside(real, _real_folder(root)):
         raise ArticleError(rel, f"points outside the articles folder, to {real}", LINK_HINT)
     return real
 
