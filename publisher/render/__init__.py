@@ -54,6 +54,9 @@ class FeedContext:
     history: History | None = None  # RFC 5005 archive links
     since: datetime = EPOCH  # `updated` of a document without articles (an empty newest archive page)
     feed_id: str = ""  # Atom's feed <id>; empty: the site's URL (the main feeds and their archive)
+    # What one format's renderer built that another format of the same document reuses (feedgen's
+    # generator serves RSS and Atom): never part of the document's identity.
+    shared: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def feed_title(self) -> str:

@@ -1,6 +1,7 @@
 """RSS 2.0 and Atom 1.0 through feedgen (the only module that imports it).
 
-feedgen 1.0.0 quirks handled here: add_entry prepends unless told to append; `updated` and
+One feedgen generator serves both formats of a document (its entries are built once; the links and ids
+that differ are set before each format is written). feedgen 1.0.0 quirks handled here: add_entry prepends unless told to append; `updated` and
 lastBuildDate default to now (always set from the articles); Atom entry links lose their
 attributes (feedgen #135, mended after rendering); the RSS channel <link> is the last link added;
 media:content goes into a media:group unless told `group=None` (a group of one is invalid: W3C
@@ -28,7 +29,9 @@ ATOM_NS = "{http://www.w3.org/2005/Atom}"
 FH_NS = "{http://purl.org/syndication/history/1.0}"  # RFC 5005 fh:archive
 
 
-def _feed(ctx: FeedContext, self_url: str, *, atom: bool = False) -> FeedGenerator:
+def _feed(ctx: FeedContext) -> FeedGenerator:
+    """One generator for both XML formats of a document (built once: the articles are most of the work);
+    `_for_rss` and `_for_atom` set what differs (the links, the entries' ids)."""
     site = ctx.site
     fg = FeedGenerator()
     fg.load_extension("dc", atom=False, rss=True)
@@ -39,14 +42,41 @@ def _feed(ctx: FeedContext, self_url: str, *, atom: bool = False) -> FeedGenerat
     fg.language(site.language)
     fg.author({"name": ctx.author})
     fg.generator("publisher", version=__version__, uri="https://pypi.org/project/publisher/")
-    fg.link(href=self_url, rel="self")
-    for hub in ctx.hubs if atom else ():  # RSS: feedgen writes only the self link; see _add_rss_hubs
-        fg.link(href=hub, rel="hub")
-    fg.link(href=site.url, rel="alternate")  # last: feedgen uses it for the RSS channel <link>
     fg.updated(ctx.updated)
     fg.lastBuildDate(ctx.updated)
     for article in ctx.articles:
-        _entry(fg.add_entry(order="append"), article, ctx.author, atom_id(article, site) if atom else None)
+        _entry(fg.add_entry(order="append"), article, ctx.author)
+    return fg
+
+
+def _generator(ctx: FeedContext) -> FeedGenerator:
+    """The document's generator, made by the first XML format rendered and reused by the other."""
+    built = ctx.shared.get("feedgen")
+    if not isinstance(built, FeedGenerator):
+        built = ctx.shared["feedgen"] = _feed(ctx)
+    return built
+
+
+def _for_rss(ctx: FeedContext) -> FeedGenerator:
+    """The generator set for RSS: its self link (feedgen writes no other atom:link; see _add_rss_links)
+    and each item's guid as the state keeps it."""
+    fg = _generator(ctx)
+    fg.link([{"href": ctx.feed_urls["rss"], "rel": "self"}, {"href": ctx.site.url, "rel": "alternate"}],
+            replace=True)  # the site last: feedgen uses the last link for the RSS channel <link>
+    for fe, article in zip(fg.entry(), ctx.articles, strict=True):
+        fe.guid(article.identity.id, permalink=False)
+    return fg
+
+
+def _for_atom(ctx: FeedContext) -> FeedGenerator:
+    """The generator set for Atom: self, hub and site links, and each entry's id as an absolute URI
+    (feedgen's id() and guid() each set both ids, so the format being rendered sets its own)."""
+    fg = _generator(ctx)
+    links = [{"href": ctx.feed_urls["atom"], "rel": "self"}, *({"href": hub, "rel": "hub"} for hub in ctx.hubs),
+             {"href": ctx.site.url, "rel": "alternate"}]
+    fg.link(links, replace=True)
+    for fe, article in zip(fg.entry(), ctx.articles, strict=True):
+        fe.id(atom_id(article, ctx.site))
     return fg
 
 
@@ -73,12 +103,9 @@ def atom_id(article: Article, site: SiteSettings) -> str:
     return f"tag:{host},{article.identity.first_seen:%Y-%m-%d}:{quote(ident, safe='')}"
 
 
-def _entry(fe: FeedEntry, article: Article, default_author: str, atom_uri: str | None) -> None:
-    """One item; `atom_uri` is its <id> in the Atom feed (feedgen's id() and guid() each set both ids)."""
+def _entry(fe: FeedEntry, article: Article, default_author: str) -> None:
+    """One item, all but its id (set per format: _for_rss, _for_atom)."""
     entry = article.entry
-    fe.guid(article.identity.id, permalink=False)
-    if atom_uri is not None:
-        fe.id(atom_uri)
     fe.title(entry.title)
     fe.link(href=uri(article.url), rel="alternate", type="text/html")
     fe.published(article.identity.published)
@@ -127,7 +154,7 @@ def _serialize(root: etree._Element, archive: bool) -> bytes:
 
 
 def render_rss(ctx: FeedContext) -> bytes:
-    data: bytes = _feed(ctx, ctx.feed_urls["rss"]).rss_str(pretty=True)
+    data: bytes = _for_rss(ctx).rss_str(pretty=True)
     links = [("hub", hub) for hub in ctx.hubs] + history_links(ctx, "rss")
     archive = ctx.history is not None and ctx.history.archive
     return _add_rss_links(data, links, archive) if links or archive else data
@@ -147,8 +174,8 @@ def _add_rss_links(data: bytes, links: Sequence[tuple[str, str]], archive: bool)
 
 
 def render_atom(ctx: FeedContext) -> bytes:
-    data: bytes = _feed(ctx, ctx.feed_urls["atom"], atom=True).atom_str(pretty=True)
-    root = etree.fromstring(data)
+    data: bytes = _for_atom(ctx).atom_str(pretty=True)
+    root = etree.fromstring(data)  # feedgen's tree has names without a namespace: its output is read back
     for link in root.iter(f"{ATOM_NS}entry"):
         for element in link.iter(f"{ATOM_NS}link"):
             element.set("rel", "alternate")
