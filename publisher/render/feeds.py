@@ -1,11 +1,12 @@
 """RSS 2.0 and Atom 1.0 through feedgen (the only module that imports it).
 
 One feedgen generator serves both formats of a document (its entries are built once; the links and ids
-that differ are set before each format is written). feedgen 1.0.0 quirks handled here: add_entry prepends unless told to append; `updated` and
-lastBuildDate default to now (always set from the articles); Atom entry links lose their
-attributes (feedgen #135, mended after rendering); the RSS channel <link> is the last link added;
-media:content goes into a media:group unless told `group=None` (a group of one is invalid: W3C
-"MediaGroupWithoutAlternatives"), so the image is a media:content directly in the item.
+that differ are set before each format is written). feedgen 1.0.0 quirks handled here: add_entry
+prepends unless told to append; `updated` and lastBuildDate default to now (always set from the
+articles); Atom entry links lose their attributes (feedgen #135, mended after rendering); the RSS
+channel <link> is the last link added; media:content goes into a media:group unless told `group=None`
+(a group of one is invalid: W3C "MediaGroupWithoutAlternatives"), so the image is a media:content
+directly in the item.
 """
 
 from __future__ import annotations
