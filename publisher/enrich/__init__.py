@@ -5,6 +5,7 @@ from __future__ import annotations
 import html as htmllib
 import math
 import re
+from collections.abc import Sequence
 
 from publisher.config import SiteSettings
 from publisher.enrich.sanitize import absolute, sanitize
@@ -37,9 +38,13 @@ def summarize(html: str) -> str:
     return shorten(plain_text(match.group(1) if match else html))
 
 
-def reading_minutes(html: str) -> int:
-    words = len(TAG.sub(" ", html).split())
-    return max(1, math.ceil(words / WORDS_PER_MINUTE))
+def words_of(html: str) -> list[str]:
+    """The words a reader sees (entities not yet decoded: none holds a space)."""
+    return TAG.sub(" ", html).split()
+
+
+def reading_minutes(words: Sequence[str]) -> int:
+    return max(1, math.ceil(len(words) / WORDS_PER_MINUTE))
 
 
 def _image(site: SiteSettings, image: str | None) -> str | None:
@@ -48,22 +53,24 @@ def _image(site: SiteSettings, image: str | None) -> str | None:
     return absolute(site.url, site.url, image) if image else None
 
 
-def has_content(html: str) -> bool:
-    """Some text or an image: what a reader can see."""
-    return bool(plain_text(html)) or IMAGE.search(html) is not None
+def has_content(html: str, words: Sequence[str]) -> bool:
+    """Some text or an image: what a reader can see (`words`: words_of(html); a word that is only
+    entities of white space, such as &nbsp;, is none)."""
+    return any(htmllib.unescape(word).split() for word in words) or IMAGE.search(html) is not None
 
 
 def enrich(doc: Document, site: SiteSettings) -> tuple[Entry, str]:
     """Document -> (Entry, sanitized HTML with absolute URLs). Raises ArticleError when nothing is left
     of the body once unsafe HTML is removed (never whitespace-only content in the feeds)."""
     body = sanitize(doc.body_html, site.url, site.page_url(doc.slug))
-    if not has_content(body):
+    words = words_of(body)
+    if not has_content(body, words):
         raise ArticleError(doc.source, "nothing left once unsafe HTML is removed",
                            "write the article as text (HTML may hold only safe tags such as <p>, <a>, <img>)")
     entry = Entry(
         source=doc.source, slug=doc.slug, title=doc.title,
         summary=shorten(" ".join(doc.summary.split())) if doc.summary else summarize(body),
-        reading_minutes=reading_minutes(body), content_hash=doc.content_hash, date=doc.date,
+        reading_minutes=reading_minutes(words), content_hash=doc.content_hash, date=doc.date,
         updated=doc.updated, author=doc.author, tags=doc.tags,
         image=_image(site, doc.image), draft=doc.draft,
         references=doc.references, guid=doc.guid, link=doc.link, image_alt=doc.image_alt,
