@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from publisher.config import load_settings
@@ -193,11 +196,24 @@ def test_an_article_that_cannot_be_rendered_is_reported_and_left_out(tmp_path: P
     assert render_feeds(site, [good, bad], ["rss"]) == render_feeds_checked(site, [good], ["rss"])[0]
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs",))), st.text(st.characters(blacklist_categories=("Cs",))))
+def test_the_json_feed_is_what_the_standard_library_writes(title: str, html: str) -> None:
+    """orjson writes the JSON Feed: the bytes are those of json.dumps(ensure_ascii=False, indent=2) and a
+    newline, for any text (controls, quotes, backslashes, U+2028, astral characters)."""
+    with tempfile.TemporaryDirectory() as empty:  # the built-in settings: no publisher.toml there
+        site = load_settings(None, Path(empty)).site
+    files, problems = render_feeds_checked(site, [article("a", title or "T", html)], ["json"])
+    assert problems == []
+    data = files["feed.json"]
+    assert data == (json.dumps(json.loads(data.decode("utf-8")), ensure_ascii=False, indent=2) + "\n").encode()
+
+
 def test_a_lone_surrogate_is_left_out_of_the_json_feed_too(tmp_path: Path) -> None:
     site = load_settings(None, tmp_path).site
     files, problems = render_feeds_checked(site, [article("good", "Good"), article("bad", "B", "<p>\ud800</p>")],
                                            ["json"])
-    assert [p.path for p in problems] == ["bad.md"] and "UnicodeEncodeError" in problems[0].message
+    assert [p.path for p in problems] == ["bad.md"] and "surrogates not allowed" in problems[0].message
     assert [i["title"] for i in json.loads(files["feed.json"])["items"]] == ["Good"]
 
 
