@@ -26,17 +26,34 @@ BATCH_FROM = 64  # files (or folders) from which a set is made durable by one os
 HINT = "make it writable (permissions, chattr -i) or move away what is in its place, then run again"
 
 
-def safe_join(root: Path, name: str) -> Path:
-    """root/name, refusing absolute names and anything that would leave root (like Pelican's sanitised_join)."""
+def safe_join(root: Path, name: str, folders: dict[Path, Path] | None = None) -> Path:
+    """root/name, refusing absolute names and anything that would leave root (like Pelican's sanitised_join).
+    `folders`, shared by the calls of one set of files, keeps each folder's real path (root's too), so a
+    set of many files resolves each folder once; a file that is itself a link is always followed."""
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if not parts or name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
         raise OutputError(f"refusing to write {name!r}: outside the output folder {root}",
                           "use a plain relative name")
-    target = (root / Path(*parts)).resolve()
-    if not target.is_relative_to(root.resolve()):
+    known = {} if folders is None else folders
+    target = _real(root / Path(*parts), known)
+    if not target.is_relative_to(_real_folder(root, known)):
         raise OutputError(f"refusing to write {name!r}: it resolves outside the output folder {root}",
                           "remove the symlink or rename the file")
     return target
+
+
+def _real_folder(folder: Path, known: dict[Path, Path]) -> Path:
+    real = known.get(folder)
+    if real is None:
+        real = known[folder] = folder.resolve()
+    return real
+
+
+def _real(path: Path, known: dict[Path, Path]) -> Path:
+    """path.resolve(), the folder part looked up in `known` (a link at `path` itself is resolved whole)."""
+    if path.is_symlink():
+        return path.resolve()
+    return _real_folder(path.parent, known) / path.name
 
 
 def _same(path: Path, data: bytes) -> bool:
@@ -209,7 +226,8 @@ def stage_outputs(root: Path, files: Mapping[str, bytes]) -> tuple[Staged, list[
     """The files that differ from what is on disk, staged (not synced yet: `write_outputs` makes the
     whole set durable at once); and the names that already hold their bytes."""
     written, unchanged = compare_outputs(root, files)
-    targets = {name: safe_join(root, name) for name in written}
+    folders: dict[Path, Path] = {}
+    targets = {name: safe_join(root, name, folders) for name in written}
     _mkdir(root)
     return Staged(_stage(root, written, targets, files, sync=False)), unchanged
 
@@ -229,7 +247,8 @@ def write_outputs(root: Path, files: Mapping[str, bytes], staged: Sequence[Stage
     extra = [swap for batch in staged for swap in batch.swaps]
     try:
         written, unchanged = compare_outputs(root, files)  # every name checked before any write
-        targets = {name: safe_join(root, name) for name in written}
+        folders: dict[Path, Path] = {}
+        targets = {name: safe_join(root, name, folders) for name in written}
         _mkdir(root)
         swaps = _stage(root, written, targets, files)
     except BaseException:
@@ -245,8 +264,9 @@ def compare_outputs(root: Path, files: Mapping[str, bytes]) -> tuple[list[str], 
     """What write_outputs would do, without writing: (would be written, unchanged)."""
     changed: list[str] = []
     same: list[str] = []
+    folders: dict[Path, Path] = {}
     for name in sorted(files):
-        (same if _same(safe_join(root, name), files[name]) else changed).append(name)
+        (same if _same(safe_join(root, name, folders), files[name]) else changed).append(name)
     return changed, same
 
 

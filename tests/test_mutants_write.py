@@ -89,6 +89,23 @@ def test_a_name_through_a_link_leading_out_of_the_output_folder_is_refused(tmp_p
     assert list(elsewhere.iterdir()) == []
 
 
+def test_a_file_that_is_a_link_leading_out_is_refused_in_a_set_sharing_its_folder(tmp_path: Path) -> None:
+    """A set resolves each folder once (safe_join's `folders`); a file that is itself a link is still
+    followed, even after a sibling in the same folder was checked."""
+    root, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    (root / "pages").mkdir(parents=True)
+    elsewhere.mkdir()
+    (root / "pages" / "b.html").symlink_to(elsewhere / "b.html")
+    folders: dict[Path, Path] = {}
+    assert safe_join(root, "pages/a.html", folders) == (root / "pages" / "a.html").resolve()
+    with pytest.raises(OutputError) as raised:
+        safe_join(root, "pages/b.html", folders)
+    assert "it resolves outside the output folder" in raised.value.message
+    with pytest.raises(OutputError):
+        write_outputs(root, {"pages/a.html": b"a", "pages/b.html": b"b", "pages/c.html": b"c"})
+    assert list(elsewhere.iterdir()) == [] and not (root / "pages" / "a.html").exists()
+
+
 def test_the_temporary_file_is_made_beside_its_target_not_in_the_system_temp_folder(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A rename is atomic only within one file system: the temporary file must not be in /tmp (often a
