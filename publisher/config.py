@@ -11,7 +11,6 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.utils import quote as quote_phrase
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -337,6 +336,12 @@ def _validate(raw: Mapping[str, Any], where: str, base: Path, source: Path | Non
         web=WebSettings(**values["web"]),
         source=source,
     )
+
+
+def quote_phrase(text: str) -> str:
+    """`text` ready for a quoted string of a mail header (email.utils.quote, without importing the email
+    package at start): backslash and double quote as quoted pairs."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _email(values: dict[str, dict[str, Any]], base: Path, title: str, url: str) -> EmailSettings:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from email.utils import getaddresses
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -97,6 +96,8 @@ def mailbox(value: str) -> str | None:
         return None
     if problem := header_text(value):
         return problem
+    from email.utils import getaddresses  # the email package only when an address is set
+
     example = "must be one email address such as 'Example News <news@example.com>'"
     found = getaddresses([value])
     if len(found) != 1 or not found[0][1] or "@" not in found[0][1]:

@@ -1,6 +1,7 @@
 """Memos that spare work when inputs are unchanged: an output file is rendered again only when its
 inputs changed (or the file on disk is not what was written), and a whole publish run is skipped when
-nothing it reads has changed. The memos live in the state (`memo` table, `last_publish` meta row).
+nothing it reads has changed (`first_look`). The memos live in the state (`memo` table, `last_publish`
+meta row).
 """
 
 from __future__ import annotations
@@ -8,20 +9,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from publisher import __version__
+from publisher.load import EXTENSIONS, scan_checked
 from publisher.models import Problem, PublishReport, SourceFile
-from publisher.write import safe_join
+from publisher.state.peek import peek_meta
 
 if TYPE_CHECKING:  # SQLAlchemy is not imported by the parsing workers, which import publisher.pipeline
     from publisher.config import Settings
     from publisher.store import Store
+
+Scanned = tuple[Sequence[SourceFile], Sequence[Problem]]  # the article files found, and what was left out
 
 
 def memo_key(value: object) -> str:
@@ -78,6 +83,8 @@ def _sha(data: bytes) -> str:
 
 def memo_hit(store: Store, output: Path, name: str, key: str) -> bytes | None:
     """The output file as last written, when its inputs (`key`) are unchanged and it is still as written."""
+    from publisher.write import safe_join  # imported by every render, not by a no-op run
+
     known = store.memo_get(name)
     path = safe_join(output, name)
     if known and known[0] == _key_sha(key) and path.is_file():
@@ -130,6 +137,30 @@ def input_key(settings: Settings, files: Sequence[SourceFile]) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class FirstLook:
+    """What a publish run learns before it opens the state or imports the rest of the pipeline: the
+    article files found, its input key, the last run's memo as peeked from an SQLite state file (None
+    when not `checked`, or when the state is not such a file), and that run's report when nothing has
+    changed (`same`: the run is skipped)."""
+
+    scanned: Scanned
+    key: str
+    saved: str | None
+    same: PublishReport | None
+    checked: bool  # whether a run with nothing changed may be skipped (not for a dry run or --force)
+
+
+def first_look(settings: Settings, now: datetime, *, check: bool) -> FirstLook:
+    """The start of a publish run: scan the articles, key the inputs and, when `check`, compare them with
+    the last run. It needs neither SQLAlchemy nor the rest of the pipeline, so a caller can make it before
+    importing publisher.pipeline, which a run with nothing changed never needs."""
+    scanned = scan_checked(settings.paths.articles, EXTENSIONS)
+    key = input_key(settings, scanned[0])
+    saved = peek_meta(settings.paths.state, "last_publish") if check else None
+    return FirstLook(scanned, key, saved, unchanged_run(saved, key, now, settings.paths.output), check)
+
+
 def unchanged_run(saved: str | None, key: str, now: datetime, output: Path) -> PublishReport | None:
     """The last run's report (`saved`: the state's `last_publish` row) when nothing it read has changed,
     no waiting article is due and every file it wrote is still as written (the article pages, which may
@@ -139,11 +170,7 @@ def unchanged_run(saved: str | None, key: str, now: datetime, output: Path) -> P
     last = json.loads(saved)
     if last["key"] != key or (last["wake"] and now >= datetime.fromisoformat(last["wake"])):
         return None
-    for name, sha in last["outputs"].items():
-        path = safe_join(output, name)
-        if not path.is_file() or _sha(path.read_bytes()) != sha:
-            return None
-    if not _same_sizes(output, last.get("sized", {})):
+    if not _same_files(output, last["outputs"], last.get("sized", {})):
         return None
     problems = tuple(Problem(**p) for p in last["problems"])
     return PublishReport(read=last["read"], published=last["published"], skipped=last["skipped"],
@@ -151,16 +178,32 @@ def unchanged_run(saved: str | None, key: str, now: datetime, output: Path) -> P
                          hidden=last["hidden"])
 
 
-def _same_sizes(output: Path, sized: dict[str, int]) -> bool:
-    """Whether every file is there with its size (names were checked by safe_join when written)."""
-    root = str(output)
-    for name, size in sized.items():
-        try:
-            if os.stat(os.path.join(root, name)).st_size != size:
-                return False
-        except OSError:
-            return False
-    return True
+def _same_files(output: Path, shas: dict[str, str], sized: dict[str, int]) -> bool:
+    """Whether every file of the last run is still as written: those in `shas` with their sha256, the
+    `sized` ones (article pages, archive pages) there with their size.
+
+    The names are the run's own, each checked by write.safe_join when it was written; they are looked up
+    from the output folder opened once (a stat of a short relative name: a third faster than of the
+    whole path, on 22,250 pages). One stat per file, not one per folder: a file edited in place leaves
+    its folder's time as it was (and an article page is alone in its folder: one stat either way)."""
+    try:
+        folder = os.open(output, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # no output folder: every file is missing
+        return not (shas or sized)
+    try:
+        return (all(_file_sha(name, folder) == sha for name, sha in shas.items())
+                and all(os.stat(name, dir_fd=folder).st_size == size for name, size in sized.items()))
+    except OSError:  # missing, a folder in its place, unreadable
+        return False
+    finally:
+        os.close(folder)
+
+
+def _file_sha(name: str, folder: int) -> str | None:
+    """The sha256 of a regular file (None for anything else: a FIFO in its place is not waited for)."""
+    opened = os.open(name, os.O_RDONLY | os.O_NONBLOCK, dir_fd=folder)
+    with open(opened, "rb") as file:
+        return _sha(file.read()) if stat.S_ISREG(os.fstat(opened).st_mode) else None
 
 
 def remember_run(store: Store, key: str, report: PublishReport, wake: datetime | None,

@@ -12,6 +12,7 @@ import stat
 import string
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from operator import attrgetter
 from pathlib import Path
 from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
 
@@ -53,40 +54,71 @@ def scan_checked(folder: Path, extensions: frozenset[str]) -> tuple[list[SourceF
     pending = [(str(folder), "")]
     while pending:
         directory, prefix = pending.pop()
-        for item in _listing(directory, prefix, problems):
-            rel = prefix + item.name
-            wanted = os.path.splitext(item.name)[1].lower() in extensions
-            if XML_ILLEGAL.search(item.name) and (wanted or item.is_dir()):  # the prefix's folders passed already
-                problems.append(_bad_name(rel))
+        opened, names = _listing(directory, prefix, problems)
+        if opened >= 0:
+            try:
+                pending += _scan_folder(opened, os.path.join(directory, ""), prefix, names, extensions,
+                                        (root, found, problems, links))
+            finally:
+                os.close(opened)
+    found.sort(key=attrgetter("rel"))
+    return _read_once(found, links, root, problems), problems
+
+
+Found = tuple[str, list[SourceFile], list[Problem], dict[str, str]]  # root, files, problems, file links
+
+
+def _scan_folder(opened: int, base: str, prefix: str, names: list[str], extensions: frozenset[str],
+                 into: Found) -> list[tuple[str, str]]:
+    """Add one folder's article files (and problems) to `into`; its subfolders, to scan next.
+
+    One lstat per name, relative to the folder opened once (`opened`): the cheapest look at 22,250 files."""
+    root, found, problems, links = into
+    lstat, is_dir, is_link, is_file = os.lstat, stat.S_ISDIR, stat.S_ISLNK, stat.S_ISREG
+    suspect = XML_ILLEGAL.search("/".join(names)) is not None  # one search for the whole folder
+    folders = []
+    for name in names:
+        dot = name.rfind(".")  # os.path.splitext's extension, as no listed name starts with a dot
+        wanted = dot > 0 and name[dot:].lower() in extensions
+        rel = prefix + name
+        try:
+            st = lstat(name, dir_fd=opened)
+            mode = st.st_mode
+            if suspect and XML_ILLEGAL.search(name) and (wanted or is_dir(mode)
+                                                          or (is_link(mode) and os.path.isdir(base + name))):
+                problems.append(_bad_name(rel))  # the prefix's folders passed already
                 continue
-            if item.is_symlink():
-                target, problem = _follow(item.path, rel, root, wanted)
+            if is_link(mode):
+                target, problem = _follow(base + name, rel, root, wanted)
                 if problem or target is None:
                     problems += [problem] if problem else []
                     continue
                 links[rel] = target
-            if item.is_dir(follow_symlinks=False):
-                pending.append((item.path, f"{rel}/"))
-            elif wanted and item.is_file():
-                try:
-                    st = item.stat()
-                except OSError as e:  # gone since the listing
-                    problems.append(Problem(rel, f"file cannot be read: {e.strerror}", "", None, "warning"))
-                    continue
-                found.append(SourceFile(item.path, rel, st.st_mtime_ns, st.st_size))
-    found.sort(key=lambda f: f.rel)
-    return _read_once(found, links, root, problems), problems
+                st = os.stat(name, dir_fd=opened)
+                mode = st.st_mode
+        except OSError as e:  # gone since the listing
+            problems += [Problem(rel, f"file cannot be read: {e.strerror}", "", None, "warning")] if wanted else []
+            continue
+        if wanted and is_file(mode):
+            found.append(SourceFile(base + name, rel, st.st_mtime_ns, st.st_size))
+        elif is_dir(mode):
+            folders.append((base + name, f"{rel}/"))
+    return folders
 
 
-def _listing(directory: str, prefix: str, problems: list[Problem]) -> list[os.DirEntry[str]]:
-    """The visible entries of one folder; a folder that cannot be listed is a problem, not a traceback."""
+def _listing(directory: str, prefix: str, problems: list[Problem]) -> tuple[int, list[str]]:
+    """One folder opened (a descriptor the caller closes) and its visible names; a folder that cannot be
+    listed is a problem, not a traceback, and gives (-1, [])."""
+    opened = -1
     try:
-        with os.scandir(directory) as listing:
-            return [item for item in listing if not item.name.startswith(".")]
+        opened = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        return opened, [name for name in os.listdir(opened) if not name.startswith(".")]
     except OSError as e:
+        if opened >= 0:
+            os.close(opened)
         problems.append(Problem(prefix.rstrip("/") or ".", f"folder cannot be read: {e.strerror}",
                                 "check its permissions", None, "warning"))
-        return []
+        return -1, []
 
 
 def _bad_name(rel: str) -> Problem:
