@@ -19,7 +19,7 @@ from publisher.config import Settings, SiteSettings
 from publisher.enrich.reading import Reading, relate
 from publisher.errors import ArticleError
 from publisher.load import EXTENSIONS, forget_folders, read, scan_checked
-from publisher.memo import input_key, remember_run, unchanged_run
+from publisher.memo import FirstLook, Scanned, first_look, remember_run, unchanged_run
 from publisher.models import (
     Article,
     Entry,
@@ -32,7 +32,6 @@ from publisher.models import (
 from publisher.outputs import OUTPUTS, Context, Made
 from publisher.pool import pool, worker_count
 from publisher.selection import free_slugs, unique_ids, unique_slugs, visible
-from publisher.state.peek import peek_meta
 from publisher.write import compare_outputs, remove_outputs, write_outputs
 
 if TYPE_CHECKING:  # SQLAlchemy is not imported by the parsing workers, which import this module
@@ -43,7 +42,6 @@ CACHE_VERSION = "3"  # 2: entries cleaned at the load boundary (issue 9); 3: lin
 STATE_HINT = "fix the article (see the reason), or report it with the file attached"
 SAVE_EVERY = 500  # parsed files written to the cache at a time
 PARALLEL_FROM = 1000  # parse in several processes (publisher.pool) from this many changed files
-Scanned = tuple[Sequence[SourceFile], Sequence[Problem]]
 
 
 class Progress(Protocol):
@@ -251,21 +249,23 @@ def make_outputs(run: Run, ctx: Context) -> Made:
 
 
 def publish(settings: Settings, now: datetime, *, dry_run: bool = False, use_cache: bool = True,
-            force_digest: bool = False, progress: Progress | None = None) -> PublishReport:
-    """Read the articles, record their identities, make every output, and write it (unless dry_run)."""
-    scanned = scan_checked(settings.paths.articles, EXTENSIONS)
-    key = input_key(settings, scanned[0])
+            force_digest: bool = False, progress: Progress | None = None,
+            look: FirstLook | None = None) -> PublishReport:
+    """Read the articles, record their identities, make every output, and write it (unless dry_run).
+    `look`: the run's start (memo.first_look), when the caller made it already."""
     check = not (dry_run or force_digest)  # whether a run with nothing changed is skipped
-    saved = peek_meta(settings.paths.state, "last_publish") if check else None  # an SQLite file, no SQLAlchemy
-    if saved is not None and (same := unchanged_run(saved, key, now, settings.paths.output)):
-        return same
+    if look is None or look.checked != check:
+        look = first_look(settings, now, check=check)  # the last run's memo from an SQLite file, no SQLAlchemy
+    if look.same is not None:
+        return look.same
+    key = look.key
     from publisher.store import open_store
 
     with open_store(settings.paths.state, write=not dry_run) as store:
-        if check and saved is None and (same := unchanged_run(store.meta_get("last_publish"), key, now,
-                                                              settings.paths.output)):
+        if check and look.saved is None and (same := unchanged_run(store.meta_get("last_publish"), key, now,
+                                                                   settings.paths.output)):
             return same
-        run = prepare(settings, store, now, use_cache=use_cache, progress=progress, scanned=scanned)
+        run = prepare(settings, store, now, use_cache=use_cache, progress=progress, scanned=look.scanned)
         made = make_outputs(run, Context(now, force_digest, record=not dry_run, progress=progress))
         try:
             if not dry_run:

@@ -40,12 +40,19 @@ def _report(report: PublishReport, seconds: float, dry_run: bool) -> None:
 
 
 def _run(settings: Settings, now: datetime, *, dry_run: bool, use_cache: bool, force: bool = False) -> PublishReport:
+    """The publish run; one with nothing changed ends before publisher.pipeline is imported."""
     from publisher.errors import PublisherError
-    from publisher.pipeline import publish
+    from publisher.memo import first_look
 
     bar = ProgressBar()
     try:
-        return publish(settings, now, dry_run=dry_run, use_cache=use_cache, force_digest=force, progress=bar)
+        look = first_look(settings, now, check=not (dry_run or force))
+        if look.same is not None:
+            return look.same
+        from publisher.pipeline import publish
+
+        return publish(settings, now, dry_run=dry_run, use_cache=use_cache, force_digest=force, progress=bar,
+                       look=look)
     except PublisherError as e:
         bar.close()
         fail(e, e.exit_code)
