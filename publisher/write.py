@@ -14,6 +14,7 @@ import glob
 import logging
 import os
 import secrets
+import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -57,11 +58,22 @@ def _real(path: Path, known: dict[Path, Path]) -> Path:
 
 
 def _same(path: Path, data: bytes) -> bool:
-    """Whether `path` already holds exactly `data` (a folder or an unreadable file in its place does not)."""
+    """Whether `path` is a file that already holds exactly `data` (a folder, a FIFO or an unreadable file in
+    its place does not: opened without blocking, and only a regular file of the same size is read)."""
     try:
-        return path.read_bytes() == data
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
+            return False
+        with open(fd, "rb", closefd=False) as handle:
+            return handle.read() == data
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _temp(path: Path, data: bytes, *, sync: bool = True) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,21 @@ def test_a_file_that_is_a_link_leading_out_is_refused_in_a_set_sharing_its_folde
     with pytest.raises(OutputError):
         write_outputs(root, {"pages/a.html": b"a", "pages/b.html": b"b", "pages/c.html": b"c"})
     assert list(elsewhere.iterdir()) == [] and not (root / "pages" / "a.html").exists()
+
+
+def test_a_fifo_in_place_of_an_output_is_replaced_not_waited_for(tmp_path: Path) -> None:
+    """Comparing with what is on disk opens without blocking: a named pipe where a feed belongs is not read
+    (which would wait for a writer forever) but replaced by the file."""
+    root = tmp_path / "out"
+    root.mkdir()
+    os.mkfifo(root / "atom.xml")
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(write_outputs(root, {"atom.xml": b"<feed/>"})),
+                              daemon=True)
+    worker.start()
+    worker.join(30)
+    assert result == [(["atom.xml"], [])], "write_outputs waited on the FIFO"
+    assert (root / "atom.xml").is_file() and (root / "atom.xml").read_bytes() == b"<feed/>"
 
 
 def test_the_temporary_file_is_made_beside_its_target_not_in_the_system_temp_folder(
