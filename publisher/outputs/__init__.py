@@ -7,6 +7,7 @@ output (or `publisher serve`) owns; selection asks it before anything is rendere
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -62,14 +63,14 @@ class Made:
     def stage(self, root: Path, files: dict[str, bytes], *, record: bool) -> None:
         """Rendered files staged in temporary files (a dry run: compared with what is there), as written
         or kept; the caller then lets their bytes go (a large output stages a chunk at a time)."""
-        if record:
-            staged, unchanged = stage_outputs(root, files)
-            self.staged.append(staged)
-            written = staged.names
-        else:
-            written, unchanged = compare_outputs(root, files)
-        self.written.update((name, len(files[name])) for name in written)
-        self.kept.update((name, len(files[name])) for name in unchanged)
+        self.take(place(root, files, record=record))
+
+    def take(self, placed: Placed) -> None:
+        """Files `place` staged or compared (in this process or in a worker), as written or kept."""
+        if placed.staged is not None:
+            self.staged.append(placed.staged)
+        self.written.update((name, placed.sizes[name]) for name in placed.written)
+        self.kept.update((name, placed.sizes[name]) for name in placed.unchanged)
 
     def add(self, other: Made) -> None:
         self.files.update(other.files)
@@ -80,6 +81,32 @@ class Made:
         self.left_out += other.left_out
         self.notes += other.notes
         self.digest = self.digest or other.digest
+
+
+@dataclass
+class Placed:
+    """What `place` made of a set of rendered files: the names written (staged in temporary files, or in
+    a dry run only compared) and unchanged, and each file's size (and sha256, when asked for)."""
+
+    staged: Staged | None
+    written: list[str]
+    unchanged: list[str]
+    sizes: dict[str, int]
+    digests: dict[str, str]
+
+
+def place(root: Path, files: dict[str, bytes], *, record: bool, hashed: bool = False) -> Placed:
+    """Stage `files` below `root` (`record`), else compare them with what is there; with their sha256 when
+    `hashed`. Called where the files were rendered (a worker process too: the bytes then never travel
+    back; `Made.take` adds the result)."""
+    if record:
+        staged: Staged | None
+        staged, unchanged = stage_outputs(root, files)
+        written = staged.names
+    else:
+        staged, (written, unchanged) = None, compare_outputs(root, files)
+    return Placed(staged, written, unchanged, {name: len(data) for name, data in files.items()},
+                  {name: hashlib.sha256(data).hexdigest() for name, data in files.items()} if hashed else {})
 
 
 @dataclass(frozen=True)

@@ -28,18 +28,20 @@ from typing import TYPE_CHECKING
 from publisher import __version__
 from publisher.memo import memo_key
 from publisher.models import Article, Problem
-from publisher.outputs import ARCHIVE_FEEDS, Made, still_written
+from publisher.outputs import ARCHIVE_FEEDS, Made, Placed, place, still_written
 from publisher.pool import ordered_map, worker_count
 from publisher.render import EPOCH, FILENAMES, History, render_feeds_checked, uri
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from publisher.config import Settings, SiteSettings
     from publisher.pipeline import Archive
 
 log = logging.getLogger(__name__)
 ROW = "feed_archive"  # meta row: {"limit", "page", "pages": [[identity id, ...], ...], "files": Written}
 Written = dict[str, list[str | int]]  # archive document -> [memo key sha, sha256, size]
-Rendered = tuple[dict[str, bytes], list[Problem]]  # a page's documents, the articles they left out
+Rendered = tuple[Placed, list[Problem]]  # a page's documents (placed), the articles they left out
 PARALLEL_PAGES = 8  # pages to render from which they are rendered in worker processes (publisher.pool)
 IN_FLIGHT = 2  # pages per worker sent ahead: a page's articles are held only while it is being rendered
 
@@ -156,11 +158,11 @@ def archive_made(archive: Archive, plan: Plan, *, record: bool) -> Made:
     shared = memo_key((__version__, settings.site))
     jobs = [job for number in range(1, len(plan.pages) + 1) if (job := _page(archive, plan, number, shared,
                                                                            made, now)) is not None]
-    for job, (files, problems) in zip(jobs, render_pages(archive, jobs), strict=True):
+    for job, (placed, problems) in zip(jobs, render_pages(archive, jobs, record=record), strict=True):
         made.left_out += problems
-        for name, data in files.items():  # with an article left out: rendered again next time (and reported)
-            now[name] = ["" if problems else job.key, hashlib.sha256(data).hexdigest(), len(data)]
-        made.stage(settings.paths.output, files, record=record)
+        for name, size in placed.sizes.items():  # with an article left out: rendered again next time (and reported)
+            now[name] = ["" if problems else job.key, placed.digests[name], size]
+        made.take(placed)
     made.gone = sorted(set(plan.files) - set(now))
     if record:
         row = {"limit": settings.feeds.limit, "page": settings.feeds.archive_page, "pages": plan.pages,
@@ -193,12 +195,13 @@ def _page(archive: Archive, plan: Plan, number: int, shared: str, made: Made, no
     return Job(number, slugs, todo, history, since, key) if todo else None
 
 
-def render_pages(archive: Archive, jobs: Sequence[Job]) -> Iterator[Rendered]:
-    """The documents of each job, in order: in worker processes from PARALLEL_PAGES pages on (the pages
-    are independent), each page's articles read from the state only when its turn comes."""
-    site = archive.settings.site
-    calls = ((site, archive.articles(job.slugs), job.formats, folder(job.number), job.history, job.since)
-             for job in jobs)
+def render_pages(archive: Archive, jobs: Sequence[Job], *, record: bool) -> Iterator[Rendered]:
+    """The documents of each job, in order, staged (`record`) or compared where they were rendered: in
+    worker processes from PARALLEL_PAGES pages on (the pages are independent), each page's articles read
+    from the state only when its turn comes."""
+    settings = archive.settings
+    calls = ((settings.site, archive.articles(job.slugs), job.formats, folder(job.number), job.history, job.since,
+              settings.paths.output, record) for job in jobs)
     workers = worker_count()
     if len(jobs) < PARALLEL_PAGES or workers < 2:
         return (render_page(*call) for call in calls)
@@ -206,9 +209,11 @@ def render_pages(archive: Archive, jobs: Sequence[Job]) -> Iterator[Rendered]:
 
 
 def render_page(site: SiteSettings, articles: Sequence[Article], formats: Sequence[str], where: str,
-                history: History, since: datetime) -> Rendered:
-    """One archive page's documents (run in a worker process: everything it needs comes as arguments)."""
-    return render_feeds_checked(site, articles, formats, folder=where, history=history, since=since)
+                history: History, since: datetime, output: Path, record: bool) -> Rendered:
+    """One archive page's documents, placed in the output folder (run in a worker process: everything it
+    needs comes as arguments, and what it sends back is small)."""
+    files, problems = render_feeds_checked(site, articles, formats, folder=where, history=history, since=since)
+    return place(output, files, record=record, hashed=True), problems
 
 
 def _since(archive: Archive, plan: Plan, number: int) -> datetime:
