@@ -60,3 +60,18 @@ def test_ordered_map_raises_the_error_of_a_call() -> None:
     assert next(results) == 1
     with pytest.raises(ValueError, match="'x'"):
         next(results)
+
+
+def test_pages_staged_in_workers_leave_no_temporary_file_and_a_dry_run_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers stage (or, in a dry run, only compare) the pages they render: after a publish no dot-file
+    is left; a dry run of the same site changed since writes nothing and names the pages it would write."""
+    root = tmp_path / "site"
+    published(root, 1, monkeypatch)
+    output = root / "feeds"
+    assert [p for p in output.rglob(".*")] == []
+    before = {p: p.read_bytes() for p in output.rglob("*") if p.is_file()}
+    write_article(Site(root), 260)
+    report = pipeline.publish(load_settings(root / "publisher.toml", root), NOW, dry_run=True)
+    assert {p: p.read_bytes() for p in output.rglob("*") if p.is_file()} == before
+    assert any(name.startswith("feed-archive/") for name in report.written)
