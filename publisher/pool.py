@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 WORKER_START = "forkserver"
 WORKER_PRELOAD = ["publisher.pipeline", "publisher.enrich", "publisher.load.text", "publisher.load.markdown"]
 MAX_WORKERS = 4
+PARALLEL_PAGES = 8  # pages to render from which an output renders them in worker processes
+IN_FLIGHT = 2  # pages per worker sent ahead: a page's articles are held only while it is being rendered
 R = TypeVar("R")
 
 

@@ -6,6 +6,7 @@ shrinks. PAGE is made small here (3) so that a few articles make several pages."
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import lxml.html
 import pytest
@@ -128,3 +129,18 @@ def test_a_dry_run_records_nothing(site: Site, small_pages: None) -> None:
     settings = load_settings(site.root / "publisher.toml", site.root)
     with open_store(settings.paths.state) as store:
         assert store.meta_get(home.MONTH_PAGES_ROW) is None
+
+
+def test_earlier_pages_rendered_in_workers_are_the_bytes_rendered_here(
+        tmp_path: Path, small_pages: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From PARALLEL_PAGES pages on, the earlier pages are rendered and staged in worker processes."""
+    outputs = []
+    for parallel_from, name in ((10**6, "here"), (1, "workers")):
+        monkeypatch.setattr(home, "PARALLEL_PAGES", parallel_from)
+        site = Site(tmp_path / name)
+        site.configure("[feeds]\nlimit = 2")
+        _write(site, range(1, 29))  # 28 articles: 8 earlier pages of 3
+        made = _made(site)
+        assert len([n for n in made.written if "/page/" in n]) == 8
+        outputs.append(site.feed_bytes())
+    assert outputs[0] == outputs[1]

@@ -29,7 +29,7 @@ from publisher import __version__
 from publisher.memo import memo_key
 from publisher.models import Article, Problem
 from publisher.outputs import ARCHIVE_FEEDS, Made, Placed, place, still_written
-from publisher.pool import ordered_map, worker_count
+from publisher.pool import IN_FLIGHT, PARALLEL_PAGES, ordered_map, worker_count
 from publisher.render import EPOCH, FILENAMES, History, render_feeds_checked, uri
 
 if TYPE_CHECKING:
@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 ROW = "feed_archive"  # meta row: {"limit", "page", "pages": [[identity id, ...], ...], "files": Written}
 Written = dict[str, list[str | int]]  # archive document -> [memo key sha, sha256, size]
 Rendered = tuple[Placed, list[Problem]]  # a page's documents (placed), the articles they left out
-PARALLEL_PAGES = 8  # pages to render from which they are rendered in worker processes (publisher.pool)
-IN_FLIGHT = 2  # pages per worker sent ahead: a page's articles are held only while it is being rendered
 
 
 @dataclass

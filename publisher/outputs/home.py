@@ -22,15 +22,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from publisher import __version__
 from publisher.memo import memo_key, memoized, templates_key
-from publisher.outputs import Made, still_written
+from publisher.outputs import Made, Placed, place, still_written
 from publisher.outputs.tags import tag_index
+from publisher.pool import IN_FLIGHT, PARALLEL_PAGES, ordered_map, worker_count
 from publisher.render.archive import (
     ARCHIVE_DIR,
     Card,
@@ -45,6 +46,7 @@ from publisher.render.archive import (
 )
 
 if TYPE_CHECKING:  # publisher.pipeline imports this module to list its outputs
+    from publisher.config import Settings
     from publisher.pipeline import Archive
 
 log = logging.getLogger(__name__)
@@ -129,11 +131,13 @@ def split_month(key: str, slugs: list[str]) -> tuple[list[str], list[tuple[Month
 def month_pages(archive: Archive, shown: Plan, made: Made, *, record: bool) -> None:
     """archive/YYYY-MM/page/N/index.html of every month that has them: rendered (and staged) only when what
     the page shows changed or the file is not as written, else `kept`; the state keeps, in one meta row,
-    each page's input key and size (as it does for the article pages)."""
+    each page's input key and size (as it does for the article pages). Many pages are rendered and staged
+    in worker processes."""
+    settings = archive.settings
     saved = archive.store.meta_get(MONTH_PAGES_ROW)
     known: dict[str, list[str | int]] = json.loads(saved) if saved else {}
     now: dict[str, list[str | int]] = {}
-    files: dict[str, bytes] = {}
+    jobs: list[tuple[str, str, tuple[Any, ...]]] = []  # name, key, the arguments of render_month_page
     for position, month in enumerate(shown.index):
         older = shown.index[position + 1] if position + 1 < len(shown.index) else None
         _, earlier = split_month(month.key, shown.months[month.key])
@@ -143,16 +147,31 @@ def month_pages(archive: Archive, shown: Plan, made: Made, *, record: bool) -> N
             key = hashlib.sha256((memo_key((shown.shared, "month page", page, *links))
                                   + slugs_key(archive, slugs)).encode()).hexdigest()
             old = known.get(name)
-            if old and old[0] == key and still_written(archive.settings.paths.output, name, old[1]):
+            if old and old[0] == key and still_written(settings.paths.output, name, old[1]):
                 made.kept[name], now[name] = int(old[1]), old
                 continue
-            files[name] = render_month_page(archive.settings, archive.settings.paths.templates, month, page,
-                                            [card(archive, slug) for slug in slugs], *links)
-            now[name] = [key, len(files[name])]
-    made.stage(archive.settings.paths.output, files, record=record)
+            jobs.append((name, key, (month, page, [card(archive, slug) for slug in slugs], *links)))
+    calls = ((settings, name, args, record) for name, _, args in jobs)
+    for (name, key, _), placed in zip(jobs, _render_pages(calls, len(jobs)), strict=True):
+        made.take(placed)
+        now[name] = [key, placed.sizes[name]]
     if record and now != known:
         archive.store.meta_put(MONTH_PAGES_ROW, json.dumps(now, sort_keys=True, separators=(",", ":")))
-    log.info("earlier month pages: %d rendered, %d unchanged", len(files), len(now) - len(files))
+    log.info("earlier month pages: %d rendered, %d unchanged", len(jobs), len(now) - len(jobs))
+
+
+def _render_pages(calls: Iterable[tuple[Settings, str, tuple[Any, ...], bool]], count: int) -> Iterator[Placed]:
+    """place_month_page of each call, in order: in worker processes from PARALLEL_PAGES pages on."""
+    workers = worker_count()
+    if count < PARALLEL_PAGES or workers < 2:
+        return (place_month_page(*call) for call in calls)
+    return ordered_map(place_month_page, calls, workers=workers, window=IN_FLIGHT * workers)
+
+
+def place_month_page(settings: Settings, name: str, args: tuple[Any, ...], record: bool) -> Placed:
+    """One earlier month page rendered and placed in the output folder (in a worker process, too)."""
+    data = render_month_page(settings, settings.paths.templates, *args)
+    return place(settings.paths.output, {name: data}, record=record)
 
 
 def _page_links(month: Month, earlier: list[tuple[MonthPage, list[str]]], n: int,
