@@ -49,3 +49,12 @@ def ordered_map(function: Callable[..., R], calls: Iterable[tuple[Any, ...]], *,
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def map_pages(function: Callable[..., R], calls: Iterable[tuple[Any, ...]], count: int) -> Iterator[R]:
+    """function(*args) for each of `count` calls, results in order: in worker processes (`ordered_map`) from
+    PARALLEL_PAGES calls on, else in this process."""
+    workers = worker_count()
+    if count < PARALLEL_PAGES or workers < 2:
+        return (function(*args) for args in calls)
+    return ordered_map(function, calls, workers=workers, window=IN_FLIGHT * workers)

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from publisher import pipeline
+from publisher import pipeline, pool
 from publisher.config import load_settings
-from publisher.outputs import feed_archive
 from publisher.pool import ordered_map
 from tests.conftest import Site
 from tests.test_feed_archive import FEEDS, write_article
@@ -27,7 +26,7 @@ def published(root: Path, parallel_from: int, monkeypatch: pytest.MonkeyPatch) -
     site.configure(FEEDS.replace("archive_page = 100", "archive_page = 10"))
     for n in range(260):
         write_article(site, n)
-    monkeypatch.setattr(feed_archive, "PARALLEL_PAGES", parallel_from)
+    monkeypatch.setattr(pool, "PARALLEL_PAGES", parallel_from)
     monkeypatch.chdir(root)
     pipeline.publish(load_settings(root / "publisher.toml", root), NOW)
     return site.feed_bytes()

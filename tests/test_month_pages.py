@@ -11,6 +11,7 @@ from pathlib import Path
 import lxml.html
 import pytest
 
+from publisher import pool
 from publisher.config import load_settings
 from publisher.outputs import Made, home
 from publisher.pipeline import prepare
@@ -136,7 +137,7 @@ def test_earlier_pages_rendered_in_workers_are_the_bytes_rendered_here(
     """From PARALLEL_PAGES pages on, the earlier pages are rendered and staged in worker processes."""
     outputs = []
     for parallel_from, name in ((10**6, "here"), (1, "workers")):
-        monkeypatch.setattr(home, "PARALLEL_PAGES", parallel_from)
+        monkeypatch.setattr(pool, "PARALLEL_PAGES", parallel_from)
         site = Site(tmp_path / name)
         site.configure("[feeds]\nlimit = 2")
         _write(site, range(1, 29))  # 28 articles: 8 earlier pages of 3

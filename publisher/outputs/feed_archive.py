@@ -29,7 +29,7 @@ from publisher import __version__
 from publisher.memo import memo_key
 from publisher.models import Article, Problem
 from publisher.outputs import ARCHIVE_FEEDS, Made, Placed, place, still_written
-from publisher.pool import IN_FLIGHT, PARALLEL_PAGES, ordered_map, worker_count
+from publisher.pool import map_pages
 from publisher.render import EPOCH, FILENAMES, History, render_feeds_checked, uri
 
 if TYPE_CHECKING:
@@ -195,15 +195,12 @@ def _page(archive: Archive, plan: Plan, number: int, shared: str, made: Made, no
 
 def render_pages(archive: Archive, jobs: Sequence[Job], *, record: bool) -> Iterator[Rendered]:
     """The documents of each job, in order, staged (`record`) or compared where they were rendered: in
-    worker processes from PARALLEL_PAGES pages on (the pages are independent), each page's articles read
-    from the state only when its turn comes."""
+    worker processes from pool.PARALLEL_PAGES pages on (the pages are independent), each page's articles
+    read from the state only when its turn comes."""
     settings = archive.settings
     calls = ((settings.site, archive.articles(job.slugs), job.formats, folder(job.number), job.history, job.since,
               settings.paths.output, record) for job in jobs)
-    workers = worker_count()
-    if len(jobs) < PARALLEL_PAGES or workers < 2:
-        return (render_page(*call) for call in calls)
-    return ordered_map(render_page, calls, workers=workers, window=IN_FLIGHT * workers)
+    return map_pages(render_page, calls, len(jobs))
 
 
 def render_page(site: SiteSettings, articles: Sequence[Article], formats: Sequence[str], where: str,

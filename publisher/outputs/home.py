@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from publisher import __version__
 from publisher.memo import memo_key, memoized, templates_key
 from publisher.outputs import Made, Placed, place, still_written
 from publisher.outputs.tags import tag_index
-from publisher.pool import IN_FLIGHT, PARALLEL_PAGES, ordered_map, worker_count
+from publisher.pool import map_pages
 from publisher.render.archive import (
     ARCHIVE_DIR,
     Card,
@@ -152,20 +152,12 @@ def month_pages(archive: Archive, shown: Plan, made: Made, *, record: bool) -> N
                 continue
             jobs.append((name, key, (month, page, [card(archive, slug) for slug in slugs], *links)))
     calls = ((settings, name, args, record) for name, _, args in jobs)
-    for (name, key, _), placed in zip(jobs, _render_pages(calls, len(jobs)), strict=True):
+    for (name, key, _), placed in zip(jobs, map_pages(place_month_page, calls, len(jobs)), strict=True):
         made.take(placed)
         now[name] = [key, placed.sizes[name]]
     if record and now != known:
         archive.store.meta_put(MONTH_PAGES_ROW, json.dumps(now, sort_keys=True, separators=(",", ":")))
     log.info("earlier month pages: %d rendered, %d unchanged", len(jobs), len(now) - len(jobs))
-
-
-def _render_pages(calls: Iterable[tuple[Settings, str, tuple[Any, ...], bool]], count: int) -> Iterator[Placed]:
-    """place_month_page of each call, in order: in worker processes from PARALLEL_PAGES pages on."""
-    workers = worker_count()
-    if count < PARALLEL_PAGES or workers < 2:
-        return (place_month_page(*call) for call in calls)
-    return ordered_map(place_month_page, calls, workers=workers, window=IN_FLIGHT * workers)
 
 
 def place_month_page(settings: Settings, name: str, args: tuple[Any, ...], record: bool) -> Placed:
