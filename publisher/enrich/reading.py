@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RANK_VERSION = "2"  # bump when the ranker changes: cached lists are then ranked again
 TEXT_CHUNK = 500  # articles whose HTML is read from the state at a time
+UNSAVED_MAX = 200  # articles the stored index may lack (each run folds them in again) before it is saved
 Ranked = list[tuple[str, float, str]]  # (slug, score, reason)
 
 
@@ -85,8 +86,13 @@ def _texts(entries: Mapping[str, Entry], identities: Mapping[str, Identity],
 def _rank(need: list[str], entries: Mapping[str, Entry], identities: Mapping[str, Identity], store: Store,
           html_of: Callable[[Iterable[str]], dict[str, str]], settings: RelatedSettings,
           progress: Progress | None = None) -> dict[str, Ranked]:
-    """Rank the `need` slugs with the engine, keeping its index in the state in step with the archive.
-    Progress, in articles: texts read and the model fitted (when it must be), then articles ranked."""
+    """Rank the `need` slugs with the engine, keeping its index in the state close to the archive: a
+    few articles added, edited or gone since it was stored are folded in (or left out) again each run
+    rather than the whole index written again for them (tens of MB at 20,000 articles); once more than
+    UNSAVED_MAX differ, or the model was fitted again, the index is stored. A folded article gets the
+    vectors a stored one would have (they depend only on its text and the model); only the count that
+    makes the index `stale` sees an article edited twice between stores once. Progress, in articles:
+    texts read and the model fitted (when it must be), then articles ranked."""
     from publisher.enrich import heap
     from publisher.enrich.related import RelatedIndex  # NumPy and SciPy: only when ranking
 
@@ -108,7 +114,7 @@ def _rank(need: list[str], entries: Mapping[str, Entry], identities: Mapping[str
         log.info("related reading: fitting the model on %d articles", len(hashes))
         index = RelatedIndex.build(docs(hashes, step), progress=step)
         changed = list(hashes)
-    if changed or gone:
+    if rebuild or len(changed) + len(gone) > UNSAVED_MAX:
         data = index.to_bytes()
         heap.trim()  # what making the bytes freed: the state's write comes on top of what stays
         store.save_related_index(hashes, data)
@@ -145,6 +151,44 @@ def _cached_lists(store: Store) -> dict[str, tuple[str, Ranked]]:
         return {}
 
 
+def _needs_ranking(entries: Mapping[str, Entry], keys: Mapping[str, str],
+                   cached: Mapping[str, tuple[str, Ranked]]) -> list[str]:
+    """The slugs, sorted, whose cached list is missing, made from other inputs, or links to an article
+    no longer published."""
+    need = []
+    for slug in sorted(entries):
+        hit = cached.get(slug)
+        if hit is None or hit[0] != keys[slug]:
+            need.append(slug)
+            continue
+        for target, _, _ in hit[1]:
+            if target not in entries:
+                need.append(slug)
+                break
+    return need
+
+
+def _lists(entries: Mapping[str, Entry], found: Mapping[str, list[str]], similar: Mapping[str, Ranked],
+           settings: RelatedSettings) -> dict[str, list[tuple[str, float | None, str]]]:
+    """Per slug: its source references, then its similar articles still published and scored at least
+    the threshold, up to `settings.count` (or as many as there are references)."""
+    count, threshold = settings.count, settings.threshold
+    lists: dict[str, list[tuple[str, float | None, str]]] = {}
+    for slug in entries:
+        ranked = similar.get(slug, [])
+        refs = found.get(slug)
+        if not refs:  # most articles: their ranked list, filtered
+            kept: list[tuple[str, float | None, str]] = [item for item in ranked
+                                                         if item[0] in entries and item[1] >= threshold]
+            lists[slug] = kept[:max(count, 0)]
+            continue
+        items: list[tuple[str, float | None, str]] = [(s, None, "source reference") for s in refs]
+        items += [(s, score, reason) for s, score, reason in ranked
+                  if s not in refs and s in entries and score >= threshold]
+        lists[slug] = items[: max(count, len(refs))]
+    return lists
+
+
 def relate(entries: Mapping[str, Entry], identities: Mapping[str, Identity], store: Store,
            html_of: Callable[[Iterable[str]], dict[str, str]], settings: RelatedSettings,
            progress: Progress | None = None) -> Reading:
@@ -154,23 +198,16 @@ def relate(entries: Mapping[str, Entry], identities: Mapping[str, Identity], sto
     keys = _input_keys(entries, settings)
     cached = _cached_lists(store)
     fresh: dict[str, tuple[str, Ranked]] = {}
-    need = [s for s in sorted(entries) if s not in cached or cached[s][0] != keys[s]
-            or any(target not in entries for target, _, _ in cached[s][1])]
+    need = _needs_ranking(entries, keys, cached)
     if need and settings.count:
         log.info("related reading: ranking %d of %d articles", len(need), len(entries))
         ranked = _rank(need, entries, identities, store, html_of, settings, progress)
         fresh = {slug: (keys[slug], ranked.get(slug, [])) for slug in need}
     if fresh or len(cached) != len(entries):
         store.save_related_lists(fresh, set(entries))
-    lists: dict[str, list[tuple[str, float | None, str]]] = {}
-    for slug in entries:
-        refs = found.get(slug, [])
-        similar = fresh[slug][1] if slug in fresh else cached.get(slug, ("", []))[1]
-        items: list[tuple[str, float | None, str]] = [(s, None, "source reference") for s in refs]
-        items += [(s, score, reason) for s, score, reason in similar
-                  if s not in refs and s in entries and score >= settings.threshold]
-        lists[slug] = items[: max(settings.count, len(refs))]
+    similar = {slug: items for slug, (_, items) in cached.items()}
+    similar.update((slug, items) for slug, (_, items) in fresh.items())
     problems = [Problem(entries[slug].source, f"related reference {ref!r} matches no published article",
                         "it is not shown until an article with that title or slug is published", None, "warning")
                 for slug, refs in sorted(missing.items()) for ref in refs]
-    return Reading(lists, problems)
+    return Reading(_lists(entries, found, similar, settings), problems)

@@ -24,18 +24,32 @@ def normalize(title: str) -> str:
 
 
 def resolve(entries: Sequence[Entry]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """slug -> slugs its references point to (in order), and slug -> references that match nothing."""
-    by_slug = {e.slug: e.slug for e in entries}
-    by_title: dict[str, str] = {}
-    for e in sorted(entries, key=lambda e: e.slug):
-        by_title.setdefault(normalize(e.title), e.slug)
+    """slug -> slugs its references point to (in order), and slug -> references that match nothing.
+    The titles are normalized only when some reference is not a slug (on a large archive without
+    references, nothing is done per article but looking for them)."""
+    citing = [e for e in entries if e.references]
     found: dict[str, list[str]] = {}
     missing: dict[str, list[str]] = {}
-    for e in entries:
+    if not citing:
+        return found, missing
+    by_slug = {e.slug: e.slug for e in entries}
+    by_title: dict[str, str] | None = None
+    for e in citing:
         for ref in e.references:
-            target = by_slug.get(ref.strip()) or by_title.get(normalize(ref))
+            target = by_slug.get(ref.strip())
+            if target is None:
+                by_title = _titles(entries) if by_title is None else by_title
+                target = by_title.get(normalize(ref))
             if target is None:
                 missing.setdefault(e.slug, []).append(ref)
             elif target != e.slug and target not in found.get(e.slug, []):
                 found.setdefault(e.slug, []).append(target)
     return found, missing
+
+
+def _titles(entries: Sequence[Entry]) -> dict[str, str]:
+    """Normalized title -> slug; two articles with the same title: the first by slug."""
+    by_title: dict[str, str] = {}
+    for e in sorted(entries, key=lambda e: e.slug):
+        by_title.setdefault(normalize(e.title), e.slug)
+    return by_title

@@ -392,14 +392,14 @@ class RelatedIndex:
             flat = iter(_unpack(arrays["tags"], arrays["tag_ends"]))
             tags = [tuple(next(flat) for _ in range(k)) for k in arrays["tag_counts"].tolist()]
             terms = _unpack(arrays["terms"], arrays["term_ends"])
-            model = _Model(terms, arrays["idf"].astype(np.float64), float(arrays["avgdl"][0]),
-                           arrays["basis"].astype(np.float32))
+            model = _Model(terms, arrays["idf"].astype(np.float64, copy=False), float(arrays["avgdl"][0]),
+                           arrays["basis"].astype(np.float32, copy=False))
             keys = _unpack(arrays["keys"], arrays["key_ends"])
-            lexical = sp.csr_matrix((arrays["lex_data"].astype(np.float32), arrays["lex_indices"],
+            lexical = sp.csr_matrix((arrays["lex_data"].astype(np.float32, copy=False), arrays["lex_indices"],
                                      arrays["lex_indptr"]), shape=(len(keys), len(terms)))
-            index = cls(model=model, keys=keys, published=arrays["published"].astype(np.float64), tags=tags,
-                        vectors=arrays["vectors"].astype(np.float32), lexical=lexical, fitted=fitted,
-                        changed=changed)
+            index = cls(model=model, keys=keys, published=arrays["published"].astype(np.float64, copy=False),
+                        tags=tags, vectors=arrays["vectors"].astype(np.float32, copy=False), lexical=lexical,
+                        fitted=fitted, changed=changed)
         except (OSError, ValueError, KeyError, IndexError, EOFError, StopIteration, zipfile.BadZipFile) as e:
             raise ValueError(f"not a related-reading index: {e}") from e
         n, (dims, width) = len(index._keys), model.basis.shape
