@@ -16,13 +16,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import fields
+from datetime import datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from publisher import __version__
 from publisher.enrich.reading import Progress
 from publisher.errors import PublisherError
 from publisher.memo import memo_key, templates_key
-from publisher.models import Problem
+from publisher.models import Entry, Identity, Problem
 from publisher.outputs import Made, page_name, still_written
 from publisher.outputs.tags import TagIndex, tag_index
 
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 PAGES_ROW = "pages"  # meta row: {name: [input key sha, output sha, size]}
 CHUNK = 500  # articles whose HTML is read from the state at a time
 Known = dict[str, list[str | int]]
+_ENTRY_FIELDS = attrgetter(*(f.name for f in fields(Entry)))  # every field, as a tuple
+_IDENTITY_FIELDS = attrgetter(*(f.name for f in fields(Identity)))
 
 
 def written_pages(store: Store) -> Known:
@@ -41,12 +46,25 @@ def written_pages(store: Store) -> Known:
     return dict(json.loads(saved)) if saved else {}
 
 
-def page_inputs(archive: Archive, slug: str, tags: TagIndex) -> object:
-    """What one page shows besides the site-wide inputs: the article, its identity, its related reading,
-    its tags with the feeds they have (a page changes when one of its tags gains or loses its feed)."""
-    related = [(s, archive.entries[s].title) for s in archive.related.get(slug, []) if s in archive.entries]
-    entry = archive.entries[slug]
-    return (entry, archive.identities[slug], related, tags.of_article(entry.tags))
+def _instant(value: object) -> object:
+    """A datetime as its POSIX timestamp: the same instant read from a file or back from the state (their
+    tzinfo objects differ) gives the same text; the page shows it in the site's timezone, a shared input."""
+    return value.timestamp() if isinstance(value, datetime) else value
+
+
+def page_inputs(archive: Archive, slug: str, tags: TagIndex) -> str:
+    """What one page shows besides the site-wide inputs, as text: every field of the article and of its
+    identity, its related reading (slugs and titles), its tags with the feeds they have (a page changes
+    when one of its tags gains or loses its feed). Made for tens of thousands of pages a run: plain tuples
+    and one repr, not `memo_key`'s rules for any type."""
+    entries = archive.entries
+    entry = entries[slug]
+    related = [(s, entries[s].title) for s in archive.related.get(slug, ()) if s in entries]
+    shown = [(name, (topic.slug, topic.name, topic.count) if topic else None)
+             for name, topic in tags.of_article(entry.tags)] if entry.tags else []
+    ident = archive.identities[slug]
+    return repr((tuple(map(_instant, _ENTRY_FIELDS(entry))), tuple(map(_instant, _IDENTITY_FIELDS(ident))), related,
+                 shown))
 
 
 def _sha(data: bytes) -> str:
@@ -66,7 +84,7 @@ def page_files(archive: Archive, *, record: bool, progress: Progress | None = No
         tags = tag_index(archive)
         for slug in sorted(archive.entries):
             name = page_name(settings, slug)
-            key = hashlib.sha256((shared + memo_key(page_inputs(archive, slug, tags))).encode()).hexdigest()
+            key = hashlib.sha256((shared + page_inputs(archive, slug, tags)).encode()).hexdigest()
             old = known.get(name)
             if old and old[0] == key and still_written(archive.settings.paths.output, name, old[2]):
                 made.kept[name], now[name] = int(old[2]), old
