@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from operator import attrgetter
 from typing import TYPE_CHECKING
@@ -25,17 +26,20 @@ from publisher import __version__
 from publisher.enrich.reading import Progress
 from publisher.errors import PublisherError
 from publisher.memo import memo_key, templates_key
-from publisher.models import Entry, Identity, Problem
-from publisher.outputs import Made, page_name, still_written
+from publisher.models import Article, Entry, Identity, Problem
+from publisher.outputs import Made, Placed, page_name, place, still_written
 from publisher.outputs.tags import TagIndex, tag_index
+from publisher.pool import map_pages
+from publisher.tagslug import Topic
 
 if TYPE_CHECKING:
+    from publisher.config import Settings
     from publisher.pipeline import Archive
     from publisher.store import Store
 
 log = logging.getLogger(__name__)
 PAGES_ROW = "pages"  # meta row: {name: [input key sha, output sha, size]}
-CHUNK = 500  # articles whose HTML is read from the state at a time
+CHUNK = 100  # pages rendered at a time (one task of a worker): their articles' HTML read from the state at once
 Known = dict[str, list[str | int]]
 _ENTRY_FIELDS = attrgetter(*(f.name for f in fields(Entry)))  # every field, as a tuple
 _IDENTITY_FIELDS = attrgetter(*(f.name for f in fields(Identity)))
@@ -99,31 +103,64 @@ def page_files(archive: Archive, *, record: bool, progress: Progress | None = No
     return made
 
 
+@dataclass
+class Batch:
+    """What `place_pages` made of a chunk of pages: the files placed, each page's [key, sha256, size], the
+    articles whose page failed, or the template problem that stops every page."""
+
+    placed: Placed | None
+    now: Known = field(default_factory=dict)
+    notes: list[Problem] = field(default_factory=list)
+    template: Problem | None = None
+
+
 def _render(archive: Archive, tags: TagIndex, todo: list[tuple[str, str, str]], made: Made, now: Known,
             known: Known, *, record: bool, progress: Progress | None = None) -> None:
-    """Render the pages to do and stage them, a chunk at a time. An article whose page fails is reported
-    (it stays in the feeds); a template that fails is reported once and every page keeps its old
-    version."""
+    """Render the pages to do and stage them, a chunk at a time (in worker processes when there are many,
+    `pool.map_pages`). An article whose page fails is reported (it stays in the feeds); a template that
+    fails is reported once and every page keeps its old version."""
+    if progress and todo:
+        progress.start(len(todo), "article pages")
+    chunks = [todo[start:start + CHUNK] for start in range(0, len(todo), CHUNK)]
+    calls = ((archive.settings, arts, [tags.of_article(a.entry.tags) for a in arts], [(n, k) for _, n, k in chunk],
+              record) for chunk in chunks for arts in (archive.articles([s for s, _, _ in chunk]),))
+    failed = False
+    for chunk, batch in zip(chunks, map_pages(place_pages, calls, len(chunks)), strict=True):
+        if failed or batch.template is not None:  # every page keeps its old version
+            if batch.placed is not None and batch.placed.staged is not None:
+                batch.placed.staged.discard()
+            if not failed and batch.template is not None:
+                failed = True
+                made.notes.append(batch.template)
+                now.update({n: known[n] for _, n, _ in todo if n in known})
+                made.discard_staged()
+            continue
+        made.notes += batch.notes
+        now.update(batch.now)
+        if batch.placed is not None:
+            made.take(batch.placed)
+        if progress:
+            progress.advance(len(chunk))
+
+
+def place_pages(settings: Settings, articles: Sequence[Article], topics: Sequence[Sequence[tuple[str, Topic | None]]],
+                names: Sequence[tuple[str, str]], record: bool) -> Batch:
+    """One chunk of pages rendered and placed in the output folder (in a worker process, too: everything
+    comes as arguments, and only names, sizes and hashes go back)."""
     from publisher.render.page import render_page
     from publisher.render.templates import TemplateProblem
 
-    if progress and todo:
-        progress.start(len(todo), "article pages")
-    for start in range(0, len(todo), CHUNK):
-        chunk, files = todo[start:start + CHUNK], {}
-        for article, (_, name, key) in zip(archive.articles([s for s, _, _ in chunk]), chunk, strict=True):
-            try:
-                files[name] = data = render_page(article, archive.settings, tags.of_article(article.entry.tags))
-            except TemplateProblem as e:
-                made.notes.append(Problem("article.html.j2", f"no article page written: {e.message}", e.hint))
-                now.update({n: known[n] for _, n, _ in todo if n in known})  # old pages stay
-                made.discard_staged()
-                return
-            except (PublisherError, UnicodeError, ValueError) as e:
-                made.notes.append(Problem(article.entry.source, f"its page cannot be written: {e}",
-                                          "fix the article (see the reason)"))
-                continue
-            now[name] = [key, _sha(data), len(data)]
-        made.stage(archive.settings.paths.output, files, record=record)
-        if progress:
-            progress.advance(len(chunk))
+    files: dict[str, bytes] = {}
+    batch = Batch(None)
+    for article, shown, (name, key) in zip(articles, topics, names, strict=True):
+        try:
+            files[name] = data = render_page(article, settings, shown)
+        except TemplateProblem as e:
+            return Batch(None, template=Problem("article.html.j2", f"no article page written: {e.message}", e.hint))
+        except (PublisherError, UnicodeError, ValueError) as e:
+            batch.notes.append(Problem(article.entry.source, f"its page cannot be written: {e}",
+                                       "fix the article (see the reason)"))
+            continue
+        batch.now[name] = [key, _sha(data), len(data)]
+    batch.placed = place(settings.paths.output, files, record=record)
+    return batch
