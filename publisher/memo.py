@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from publisher import __version__
 from publisher.load import EXTENSIONS, scan_checked
-from publisher.models import Problem, PublishReport, SourceFile
+from publisher.models import Entry, Identity, Problem, PublishReport, SourceFile
 from publisher.state.peek import peek_meta
 
 if TYPE_CHECKING:  # SQLAlchemy is not imported by the parsing workers, which import publisher.pipeline
@@ -33,6 +33,22 @@ def memo_key(value: object) -> str:
     """A memo key: the same inputs give the same text in every run (a date read from the file and the
     same date read back from the state differ only in their tzinfo object: both become UTC ISO text)."""
     return repr(_canonical(value))
+
+
+_ENTRY_FIELDS = attrgetter(*(f.name for f in fields(Entry)))  # every field, as a tuple
+_IDENTITY_FIELDS = attrgetter(*(f.name for f in fields(Identity)))
+
+
+def _instant(value: object) -> object:
+    """A datetime as its POSIX timestamp: the same instant read from a file or back from the state (their
+    tzinfo objects differ) gives the same value; pages show it in the site's timezone, a shared input."""
+    return value.timestamp() if isinstance(value, datetime) else value
+
+
+def article_key(entry: Entry, ident: Identity) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    """Every field of an article and of its identity as plain values, for the repr of a memo key made for
+    tens of thousands of articles a run (not `memo_key`'s rules for any type)."""
+    return tuple(map(_instant, _ENTRY_FIELDS(entry))), tuple(map(_instant, _IDENTITY_FIELDS(ident)))
 
 
 PLAIN = frozenset({str, int, float, bool, type(None)})  # kept as they are (most values are these)

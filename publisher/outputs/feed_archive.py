@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from publisher import __version__
-from publisher.memo import memo_key
+from publisher.memo import article_key, memo_key
 from publisher.models import Article, Problem
 from publisher.outputs import ARCHIVE_FEEDS, Made, Placed, place, still_written
 from publisher.pool import map_pages
@@ -179,9 +179,9 @@ def _page(archive: Archive, plan: Plan, number: int, shared: str, made: Made, no
     settings = archive.settings
     slugs = [plan.slugs[i] for i in plan.pages[number - 1]]
     history = page_history(settings, number, len(plan.pages))
-    items = [(archive.entries[s], archive.identities[s]) for s in slugs]
+    items = repr([article_key(archive.entries[s], archive.identities[s]) for s in slugs])
     since = _since(archive, plan, number) if not slugs else EPOCH
-    key = hashlib.sha256((shared + memo_key((history, items, since))).encode()).hexdigest()
+    key = hashlib.sha256((shared + memo_key((history, since)) + items).encode()).hexdigest()
     todo = []
     for fmt in settings.feeds.formats:
         name = folder(number) + FILENAMES[fmt]

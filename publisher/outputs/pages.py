@@ -17,16 +17,14 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
-from datetime import datetime
-from operator import attrgetter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from publisher import __version__
 from publisher.enrich.reading import Progress
 from publisher.errors import PublisherError
-from publisher.memo import memo_key, templates_key
-from publisher.models import Article, Entry, Identity, Problem
+from publisher.memo import article_key, memo_key, templates_key
+from publisher.models import Article, Problem
 from publisher.outputs import Made, Placed, page_name, place, still_written
 from publisher.outputs.tags import TagIndex, tag_index
 from publisher.pool import map_pages
@@ -41,19 +39,11 @@ log = logging.getLogger(__name__)
 PAGES_ROW = "pages"  # meta row: {name: [input key sha, output sha, size]}
 CHUNK = 100  # pages rendered at a time (one task of a worker): their articles' HTML read from the state at once
 Known = dict[str, list[str | int]]
-_ENTRY_FIELDS = attrgetter(*(f.name for f in fields(Entry)))  # every field, as a tuple
-_IDENTITY_FIELDS = attrgetter(*(f.name for f in fields(Identity)))
 
 
 def written_pages(store: Store) -> Known:
     saved = store.meta_get(PAGES_ROW)
     return dict(json.loads(saved)) if saved else {}
-
-
-def _instant(value: object) -> object:
-    """A datetime as its POSIX timestamp: the same instant read from a file or back from the state (their
-    tzinfo objects differ) gives the same text; the page shows it in the site's timezone, a shared input."""
-    return value.timestamp() if isinstance(value, datetime) else value
 
 
 def page_inputs(archive: Archive, slug: str, tags: TagIndex) -> str:
@@ -66,9 +56,7 @@ def page_inputs(archive: Archive, slug: str, tags: TagIndex) -> str:
     related = [(s, entries[s].title) for s in archive.related.get(slug, ()) if s in entries]
     shown = [(name, (topic.slug, topic.name, topic.count) if topic else None)
              for name, topic in tags.of_article(entry.tags)] if entry.tags else []
-    ident = archive.identities[slug]
-    return repr((tuple(map(_instant, _ENTRY_FIELDS(entry))), tuple(map(_instant, _IDENTITY_FIELDS(ident))), related,
-                 shown))
+    return repr((*article_key(entry, archive.identities[slug]), related, shown))
 
 
 def _sha(data: bytes) -> str:
