@@ -49,11 +49,12 @@ timezone = "UTC"
 # no related-reading ranking.
 FEEDS_ONLY = "pages = false\n\n[related]\ncount = 0\n"
 
-# Targets, in seconds or MB; keyed by corpus size where they depend on it.
-COLD_TARGETS = {22250: (4.6, "Hugo, feeds of 50")}
-FULL_TARGETS = {22250: (12.7, "Hugo, full feeds")}
+# Targets, in seconds or MB; keyed by corpus size where they depend on it (issue 13). The cold builds'
+# targets are ratios to Hugo in the same run: bench_vs_hugo.py measures both sides.
+COLD_TARGETS: dict[int, tuple[float, str]] = {}
+FULL_TARGETS: dict[int, tuple[float, str]] = {}
 ADD_TARGET = 1.0
-NOOP_TARGETS = {2225: 0.3, 22250: 1.0}
+NOOP_TARGETS = {2225: 0.3, 22250: 0.3}
 MEMORY_TARGET_MB = 400.0
 HELP_TARGET = 0.15
 
