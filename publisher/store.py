@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -66,7 +67,7 @@ def entry_json(entry: Entry) -> str:
 
 
 def entry_from_json(text: str) -> Entry:
-    data: dict[str, Any] = json.loads(text)
+    data: dict[str, Any] = orjson.loads(text)  # a run reads every cached entry: twice as fast as json
     data["date"], data["updated"] = _when(data["date"]), _when(data["updated"])
     data["tags"], data["references"] = tuple(data["tags"]), tuple(data["references"])
     return Entry(**data)
@@ -212,7 +213,7 @@ class Store:
     def related_lists(self) -> dict[str, tuple[str, list[tuple[str, float, str]]]]:
         """slug -> (input key, [(slug, score, reason), ...]) of the cached rankings."""
         rows = self.conn.execute(sa.select(related_lists.c.slug, related_lists.c.input_key, related_lists.c.ranked))
-        return {slug: (key, [(s, float(score), str(reason)) for s, score, reason in json.loads(items)])
+        return {slug: (key, [(s, float(score), str(reason)) for s, score, reason in orjson.loads(items)])
                 for slug, key, items in rows}
 
     def save_related_lists(self, lists: dict[str, tuple[str, list[tuple[str, float, str]]]],
