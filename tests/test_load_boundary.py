@@ -23,6 +23,7 @@ from publisher.config import SiteSettings
 from publisher.enrich import enrich
 from publisher.errors import ArticleError
 from publisher.load import EXTENSIONS, read, scan_checked
+from publisher.load.source import _text_of, plain_title
 from publisher.models import Entry, Problem, SourceFile
 
 SITE = SiteSettings(title="Test Site", url="https://example.com/", description="", language="en",
@@ -310,3 +311,11 @@ def test_generated_values_never_leave_load_unsafe(tmp_path: Path, title: str, ot
     assert html.strip() and entry.title.strip()
     for warning in warnings:
         assert_xml_safe(str(warning))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(st.characters(blacklist_characters="<&")))
+def test_a_title_without_markup_is_only_whitespace_collapsed(title: str) -> None:
+    """plain_title's shortcut (no '<', no '&': nothing for the HTML parser to do) gives what the parser
+    gives: the text with whitespace collapsed."""
+    assert plain_title(title) == _text_of(title) == " ".join(title.split())

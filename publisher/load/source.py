@@ -331,6 +331,8 @@ def plain_title(title: str) -> str:
     """A title as plain text, as WordPress and Hugo make feed titles: tags stripped, the text kept,
     character references decoded once ('AT&amp;T' -> 'AT&T'; 'AT&T' and '1 < 2' stay), whitespace
     collapsed. Stripping repeats (never decoding again) until no tag is left: '&lt;b&gt;' brings none back."""
+    if "<" not in title and "&" not in title:  # no tag, no reference (most titles): nothing to parse
+        return " ".join(title.split())
     text = _text_of(title)
     for _ in range(8):
         again = _text_of(text.replace("&", "&amp;"))
