@@ -206,13 +206,20 @@ def _same_files(output: Path, shas: dict[str, str], sized: dict[str, int]) -> bo
         folder = os.open(output, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:  # no output folder: every file is missing
         return not (shas or sized)
+    top = os.path.realpath(output)
     try:
-        return (all(_file_sha(name, folder) == sha for name, sha in shas.items())
+        return (all(_inside(top, name) and _file_sha(name, folder) == sha for name, sha in shas.items())
                 and all(os.stat(name, dir_fd=folder).st_size == size for name, size in sized.items()))
     except OSError:  # missing, a folder in its place, unreadable
         return False
     finally:
         os.close(folder)
+
+
+def _inside(top: str, name: str) -> bool:
+    """Whether `name` still resolves inside the output folder (a link put in place of a feed that leads
+    out is not read: the run then goes on, and write.safe_join refuses to write through it)."""
+    return os.path.realpath(os.path.join(top, name)).startswith(top + os.sep)
 
 
 def _file_sha(name: str, folder: int) -> str | None:

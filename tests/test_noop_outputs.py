@@ -92,6 +92,23 @@ def test_a_fifo_in_place_of_a_feed_is_not_waited_for(published: tuple[Site, Sett
     site, settings, _ = published
     _fifo(site.feeds / "atom.xml")  # opening it to read would wait for a writer that never comes
     assert first_look(settings, NOW, check=True).same is None
+    report = publish(settings, NOW)  # the full run replaces it (write compares without blocking too)
+    assert "atom.xml" in report.written and (site.feeds / "atom.xml").is_file()
+
+
+def test_a_feed_replaced_by_a_link_leading_out_is_not_read(
+        published: tuple[Site, Settings, dict[str, bytes]], tmp_path: Path) -> None:
+    """The same bytes outside, linked in place of atom.xml: the no-op check does not read through the link
+    (it is not a skipped run), and the full run refuses to write through it, naming it."""
+    site, settings, before = published
+    outside = tmp_path / "outside.xml"
+    outside.write_bytes(before["atom.xml"])
+    (site.feeds / "atom.xml").unlink()
+    (site.feeds / "atom.xml").symlink_to(outside)
+    assert first_look(settings, NOW, check=True).same is None
+    result = site.publish()
+    assert result.returncode != 0 and "atom.xml" in result.stderr and "outside the output folder" in result.stderr
+    assert outside.read_bytes() == before["atom.xml"]
 
 
 def test_no_output_folder_makes_a_full_run(published: tuple[Site, Settings, dict[str, bytes]]) -> None:
