@@ -44,6 +44,7 @@ from publisher.web.signed import confirm_token
 from tests.conftest import CLOCK, SEED, run_cli
 from tests.mailserver import Collector, free_port, smtp_server
 from tests.pgserver import PgServer
+from tests.serving import wait_until_up
 from tests.test_digest_browser import ARGS, CHROMIUM
 
 LIMIT = WebOptions().subscribe_limit
@@ -520,14 +521,7 @@ def test_serve_command_runs_uvicorn_in_the_foreground_and_hides_tokens_in_its_lo
     process = subprocess.Popen([sys.executable, "-m", "publisher", "serve", "--port", str(port)], cwd=root,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                page = httpx.get(f"http://127.0.0.1:{port}/subscribe")
-                break
-            except httpx.TransportError:
-                assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.1)
+        page = wait_until_up(process, f"http://127.0.0.1:{port}/subscribe")
         assert page.status_code == 200 and "Subscribe" in page.text
         assert httpx.get(f"http://127.0.0.1:{port}/unsubscribe?token=abc.secretpart").status_code == 400
     finally:
