@@ -172,20 +172,13 @@ def _lists(entries: Mapping[str, Entry], found: Mapping[str, list[str]], similar
            settings: RelatedSettings) -> dict[str, list[tuple[str, float | None, str]]]:
     """Per slug: its source references, then its similar articles still published and scored at least
     the threshold, up to `settings.count` (or as many as there are references)."""
-    count, threshold = settings.count, settings.threshold
     lists: dict[str, list[tuple[str, float | None, str]]] = {}
     for slug in entries:
-        ranked = similar.get(slug, [])
-        refs = found.get(slug)
-        if not refs:  # most articles: their ranked list, filtered
-            kept: list[tuple[str, float | None, str]] = [item for item in ranked
-                                                         if item[0] in entries and item[1] >= threshold]
-            lists[slug] = kept[:max(count, 0)]
-            continue
+        refs = found.get(slug, [])
         items: list[tuple[str, float | None, str]] = [(s, None, "source reference") for s in refs]
-        items += [(s, score, reason) for s, score, reason in ranked
-                  if s not in refs and s in entries and score >= threshold]
-        lists[slug] = items[: max(count, len(refs))]
+        items += [(s, score, reason) for s, score, reason in similar.get(slug, [])
+                  if s not in refs and s in entries and score >= settings.threshold]
+        lists[slug] = items[: max(settings.count, len(refs))]
     return lists
 
 
