@@ -60,13 +60,9 @@ class Made:
             self.written = {n: size for n, size in self.written.items() if n not in set(batch.names)}
         self.staged.clear()
 
-    def stage(self, root: Path, files: dict[str, bytes], *, record: bool) -> None:
-        """Rendered files staged in temporary files (a dry run: compared with what is there), as written
-        or kept; the caller then lets their bytes go (a large output stages a chunk at a time)."""
-        self.take(place(root, files, record=record))
-
     def take(self, placed: Placed) -> None:
-        """Files `place` staged or compared (in this process or in a worker), as written or kept."""
+        """Files `place` staged or compared (in this process or in a worker), as written or kept; the
+        caller has let their bytes go (a large output places a chunk at a time)."""
         if placed.staged is not None:
             self.staged.append(placed.staged)
         self.written.update((name, placed.sizes[name]) for name in placed.written)
@@ -93,6 +89,11 @@ class Placed:
     unchanged: list[str]
     sizes: dict[str, int]
     digests: dict[str, str]
+
+    def discard(self) -> None:
+        """Remove what was staged (nothing in a dry run)."""
+        if self.staged is not None:
+            self.staged.discard()
 
 
 def place(root: Path, files: dict[str, bytes], *, record: bool, hashed: bool = False) -> Placed:

@@ -59,10 +59,6 @@ def page_inputs(archive: Archive, slug: str, tags: TagIndex) -> str:
     return repr((*article_key(entry, archive.identities[slug]), related, shown))
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def page_files(archive: Archive, *, record: bool, progress: Progress | None = None) -> Made:
     """The pages whose inputs changed (files), the others (kept) and the pages no longer made (gone)."""
     settings, store = archive.settings, archive.store
@@ -114,14 +110,14 @@ def _render(archive: Archive, tags: TagIndex, todo: list[tuple[str, str, str]], 
               record) for chunk in chunks for arts in (archive.articles([s for s, _, _ in chunk]),))
     failed = False
     for chunk, batch in zip(chunks, map_pages(place_pages, calls, len(chunks)), strict=True):
-        if failed or batch.template is not None:  # every page keeps its old version
-            if batch.placed is not None and batch.placed.staged is not None:
-                batch.placed.staged.discard()
-            if not failed and batch.template is not None:
-                failed = True
-                made.notes.append(batch.template)
-                now.update({n: known[n] for _, n, _ in todo if n in known})
-                made.discard_staged()
+        if batch.template is not None and not failed:  # from now on, every page keeps its old version
+            failed = True
+            made.notes.append(batch.template)
+            now.update({n: known[n] for _, n, _ in todo if n in known})
+            made.discard_staged()
+        if failed:  # chunks staged in workers since are discarded as they come
+            if batch.placed is not None:
+                batch.placed.discard()
             continue
         made.notes += batch.notes
         now.update(batch.now)
@@ -140,15 +136,14 @@ def place_pages(settings: Settings, articles: Sequence[Article], topics: Sequenc
 
     files: dict[str, bytes] = {}
     batch = Batch(None)
-    for article, shown, (name, key) in zip(articles, topics, names, strict=True):
+    for article, shown, (name, _) in zip(articles, topics, names, strict=True):
         try:
-            files[name] = data = render_page(article, settings, shown)
+            files[name] = render_page(article, settings, shown)
         except TemplateProblem as e:
             return Batch(None, template=Problem("article.html.j2", f"no article page written: {e.message}", e.hint))
         except (PublisherError, UnicodeError, ValueError) as e:
             batch.notes.append(Problem(article.entry.source, f"its page cannot be written: {e}",
                                        "fix the article (see the reason)"))
-            continue
-        batch.now[name] = [key, _sha(data), len(data)]
-    batch.placed = place(settings.paths.output, files, record=record)
+    batch.placed = placed = place(settings.paths.output, files, record=record, hashed=True)
+    batch.now = {name: [key, placed.digests[name], placed.sizes[name]] for name, key in names if name in files}
     return batch
