@@ -225,7 +225,8 @@ def test_follow_takes_a_new_digest_and_a_bounce_and_a_retry_go_through_the_worke
         store.record_digest("2026-11-26", NOW, [], "More", f'<p>More <a href="{UNSUBSCRIBE}">leave</a></p>',
                             f"More\nLeave: {UNSUBSCRIBE}\n")
         assert Journal(store).enqueue("2026-11-26", NOW) == 6  # one bounce of max_bounces 3: still active
-    _wait_for(lambda: sum(server.copies().values()) == 10)
+    settled = {"2026-11-25": (5, 1), "2026-11-26": (5, 1)}  # every copy and bounce recorded: the worker idles
+    _wait_for(lambda: sum(server.copies().values()) == 10 and _journal_all(pg_url, root)[0] == settled)
     assert follower.poll() is None, "a --follow worker keeps waiting"
     follower.send_signal(signal.SIGTERM)
     code, out, err = _finish(follower)
