@@ -455,3 +455,21 @@ def test_heap_trim_is_harmless() -> None:
 
     heap.trim()
     heap.trim()
+
+
+def test_projecting_a_few_rows_gives_the_bits_of_projecting_them_among_many() -> None:
+    """An article folded in alone (the basis narrowed to its words) gets exactly the vector it gets in a
+    large batch (every column of the basis): an added article ranks as if it had been there at the fit."""
+    import scipy.sparse as sp  # type: ignore[import-untyped]
+
+    from publisher.enrich import rank_text
+
+    rng = np.random.default_rng(7)
+    basis = rng.standard_normal((16, 400)).astype(np.float32)
+    many = sp.random(300, 400, density=0.05, format="csr", random_state=3, dtype=np.float64)
+    many.sort_indices()
+    assert np.unique(many.indices).size * 2 >= 400 and np.unique(many[5].indices).size * 2 < 400  # both ways
+    together = rank_text.project(many, basis)
+    alone = np.concatenate([rank_text.project(many[i], basis) for i in range(many.shape[0])])
+    assert alone.tobytes() == together.tobytes()
+    assert rank_text.project(many[:0], basis).shape == (0, 16)

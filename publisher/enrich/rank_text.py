@@ -201,8 +201,16 @@ def basis(weighted: sp.csr_matrix) -> Floats32:
 
 
 def project(weighted: sp.csr_matrix, lsa: Floats32) -> Floats32:
-    """Fold rows into the LSA space (row by row, so a text always gets the same vector), unit length."""
-    z = np.asarray(weighted @ lsa.T.astype(np.float64), dtype=np.float64)
+    """Fold rows into the LSA space (row by row, so a text always gets the same vector), unit length.
+    A few rows (an article added to a large archive) use only the basis columns of their words: the
+    same products summed in the same order, so the same bits, without converting the whole basis."""
+    cols = np.unique(weighted.indices)
+    if cols.size * 2 < weighted.shape[1]:
+        narrow = sp.csr_matrix((weighted.data, np.searchsorted(cols, weighted.indices), weighted.indptr),
+                               shape=(weighted.shape[0], cols.size))
+        z = np.asarray(narrow @ lsa[:, cols].T.astype(np.float64), dtype=np.float64)
+    else:
+        z = np.asarray(weighted @ lsa.T.astype(np.float64), dtype=np.float64)
     norms = np.sqrt(np.einsum("ij,ij->i", z, z))
     norms[norms == 0] = 1.0
     return np.ascontiguousarray(z / norms[:, None], dtype=np.float32)
