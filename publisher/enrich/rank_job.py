@@ -90,7 +90,8 @@ class Job:
     key_rank: Ints  # position of each row's key in key order
     cols: Ints  # the rows that can be linked to (those with a vector), in column order
     col_vectors: Floats32  # their LSA vectors in float32, for the fast first pass
-    lexical_t: sp.csr_matrix  # the BM25 rows transposed (terms x rows), for the lexical first pass
+    lexical_t: sp.csr_matrix | None  # the BM25 rows transposed (terms x rows), for the lexical first pass of
+    # many chunks (None for one chunk: `lexical` times the query instead, the same sums in the same order)
     col_published: Floats  # their published times (ascending when include_newer is False)
     col_of_row: Ints  # column of each row, -1 for none
     tags: sp.csr_matrix | None
@@ -116,9 +117,10 @@ class Job:
         first = self.nearest(latent, rows, limit)
         del latent
         query = _pruned(self.lexical[rows], PRUNED_TERMS)
-        return _union(first, self.nearest_sparse(sp.csr_matrix(query @ self.lexical_t), rows, limit))
+        sims = query @ self.lexical_t if self.lexical_t is not None else (self.lexical @ query.T).T
+        return _union(first, self.nearest_sparse(sims, rows, limit))
 
-    def nearest_sparse(self, sims: sp.csr_matrix, rows: Ints, limit: int) -> Ints:
+    def nearest_sparse(self, sims: sp.spmatrix, rows: Ints, limit: int) -> Ints:
         """The best `width` columns per row (ties by row number) among the positive entries of `sims`
         (c x rows), -1 padded; self, rows that are no column or past `limit`, and (optionally) newer docs
         excluded."""

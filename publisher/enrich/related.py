@@ -326,10 +326,11 @@ class RelatedIndex:
         key_rank = np.empty(n, dtype=np.int64)
         key_rank[np.argsort(np.array(self._keys), kind="stable")] = np.arange(n)
         lexical = self._lexical
-        job = Job(z, lexical, pub, key_rank, cols, np.ascontiguousarray(self._vectors[cols]),
-                  sp.csr_matrix(lexical.T), pub[cols], col_of_row, self._tag_matrix(), count, include_newer)
         dims = max(1, self._vectors.shape[1])
         chunk = max(1, min(CHUNK_ELEMENTS // cols.size, CHUNK_ELEMENTS // (2 * dims * max(rank_job.CANDIDATES, count))))
+        transposed = sp.csr_matrix(lexical.T) if rows.size > chunk else None  # one chunk: not worth it
+        job = Job(z, lexical, pub, key_rank, cols, np.ascontiguousarray(self._vectors[cols]),
+                  transposed, pub[cols], col_of_row, self._tag_matrix(), count, include_newer)
         for start in range(0, rows.size, chunk):
             part = rows[start:start + chunk]
             for row, links in job.run(part):
