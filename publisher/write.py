@@ -94,6 +94,20 @@ def _temp(path: Path, data: bytes, *, sync: bool = True) -> Path:
     return Path(name)
 
 
+def _durable(temps: Sequence[Path]) -> None:
+    """Make files written without fsync durable: one fsync each for a few (an os.sync() would also flush
+    whatever else the machine has not written yet), one os.sync() for a large set."""
+    if len(temps) >= BATCH_FROM:
+        os.sync()
+        return
+    for temp in temps:
+        fd = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def _sync_folder(folder: Path) -> None:
     """Make the renames in `folder` durable (fsync of the directory)."""
     try:
@@ -266,8 +280,7 @@ def write_outputs(root: Path, files: Mapping[str, bytes], staged: Sequence[Stage
     except BaseException:
         _discard(extra)
         raise
-    if extra:
-        os.sync()  # the staged files were not synced one by one
+    _durable([swap.temp for swap in extra])  # the staged files were not synced one by one
     _commit(root, [*swaps, *extra])
     return written, unchanged
 

@@ -17,7 +17,7 @@ import feedparser
 import pytest
 
 from publisher.errors import OutputError
-from publisher.write import write_atomic, write_outputs
+from publisher.write import BATCH_FROM, stage_outputs, write_atomic, write_outputs
 from tests.conftest import REPO, Site
 
 OLD = b"<old>" + b"o" * (3 * 2**20) + b"</old>\n"
@@ -205,3 +205,21 @@ def test_publish_keeps_the_three_feeds_in_agreement_when_one_cannot_be_written(s
     titles = {name: [e.title for e in feedparser.parse((site.feeds / name).read_bytes()).entries]
               for name in ("rss.xml", "atom.xml")}
     assert titles == {"rss.xml": ["B", "A"], "atom.xml": ["B", "A"]}
+
+
+@pytest.mark.parametrize(("count", "flushes"), [(3, 0), (BATCH_FROM, 2)])  # many: the files, then the renames
+def test_staged_files_are_synced_each_when_few_and_by_one_flush_when_many(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, flushes: int) -> None:
+    """A few staged files (an article added to a large site) are fsynced one by one, not by an os.sync()
+    that would also wait for whatever else the machine has not written; a large set by one os.sync()."""
+    staged, _ = stage_outputs(tmp_path, {f"p{i}/index.html": b"<p>%d</p>" % i for i in range(count)})
+    synced: list[int] = []
+    fsynced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "sync", lambda: synced.append(1))
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsynced.append(fd), real_fsync(fd))[1])
+    written, _ = write_outputs(tmp_path, {"rss.xml": b"<rss/>"}, [staged])
+    assert written == ["rss.xml"] and len(synced) == flushes
+    assert len(fsynced) >= (count if not flushes else 1)  # the staged ones, the feed and its folder
+    assert [(tmp_path / f"p{i}/index.html").read_bytes() for i in range(count)] == [b"<p>%d</p>" % i
+                                                                                   for i in range(count)]
