@@ -24,7 +24,6 @@ from publisher.config import Settings
 from publisher.cron import parse_cron
 from publisher.enrich.sanitize import sanitize
 from publisher.errors import OutputError
-from publisher.load.markdown import render_markdown
 from publisher.models import Article, Digest, Problem, RenderedDigest
 from publisher.render import isolate
 from publisher.render.plaintext import html_to_text, wrap
@@ -85,6 +84,8 @@ def intro_html(settings: Settings) -> str:
     """`digest.intro` (Markdown) as sanitized HTML; empty when there is none."""
     if not settings.digest.intro.strip():
         return ""
+    from publisher.load.markdown import render_markdown  # Markdown and YAML: not for every run's archive copies
+
     return sanitize(render_markdown(settings.digest.intro), settings.site.url, settings.site.url).strip()
 
 
