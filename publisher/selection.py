@@ -34,6 +34,9 @@ def unique_slugs(entries: Sequence[Entry], known: dict[str, str]) -> tuple[list[
         by_slug.setdefault(entry.slug, []).append(entry)
     kept, problems = [], []
     for slug, group in by_slug.items():
+        if len(group) == 1:  # nearly every slug: nothing to choose
+            kept.append(group[0])
+            continue
         group.sort(key=lambda e: (e.source != known.get(slug), e.source))
         kept.append(group[0])
         problems += [Problem(e.source, f"slug '{slug}' is already used by {group[0].source}",
@@ -53,6 +56,8 @@ def unique_ids(entries: Sequence[Entry], known: dict[str, tuple[str, str]]) -> t
     refused: list[Problem] = []
     for ident, group in claims.items():
         holder = known.get(ident)  # (slug, source) of the article the state gave this id
+        if len(group) == 1 and (holder is None or group[0].slug == holder[0]):  # nearly every id: its own
+            continue
         group.sort(key=lambda e: (holder is None or e.slug != holder[0], e.source))
         if holder is None or group[0].slug == holder[0]:
             keeper, first = group[0].source, group[0].source
