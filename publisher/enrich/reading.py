@@ -177,8 +177,9 @@ def _lists(entries: Mapping[str, Entry], found: Mapping[str, list[str]], similar
     for slug in entries:
         refs = found.get(slug)
         if not refs:  # nearly every article: its similar ones only
-            lists[slug] = [(s, score, reason) for s, score, reason in similar.get(slug, none)
-                           if score >= threshold and s in entries][:count]
+            kept: list[tuple[str, float | None, str]] = [(s, score, reason) for s, score, reason in similar.get(
+                slug, none) if score >= threshold and s in entries]
+            lists[slug] = kept[:count]
             continue
         items: list[tuple[str, float | None, str]] = [(s, None, "source reference") for s in refs]
         items += [(s, score, reason) for s, score, reason in similar.get(slug, none)
