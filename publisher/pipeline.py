@@ -219,10 +219,12 @@ def prepare(settings: Settings, store: Store, now: datetime, *, use_cache: bool 
     files, scan_problems = scan_checked(settings.paths.articles, EXTENSIONS) if scanned is None else scanned
     loaded = load_entries(files, store, settings.site, use_cache=use_cache, progress=progress)
     shown, reserved = free_slugs(visible(loaded.entries, now), settings)
-    known = store.known_ids()  # id -> (slug, source): one read of the articles table for both rules
-    kept, clashes = unique_slugs(shown, dict(known.values()))
-    kept, claims = unique_ids(kept, known)
-    identities, refused = store.record(kept, now, settings.site.url)
+    known = store.articles()  # one read of the articles table: for both rules, then for record
+    ids = known.ids()  # id -> (slug, source)
+    kept, clashes = unique_slugs(shown, dict(ids.values()))
+    kept, claims = unique_ids(kept, ids)
+    identities, refused = store.record(kept, now, settings.site.url, known=known)
+    del known, ids  # 22,250 rows: not held through related reading (peak memory)
     stored = [Problem(e.source, f"the state database refused the article: {refused[e.slug]}", STATE_HINT)
               for e in kept if e.slug in refused]
     kept = [e for e in kept if e.slug not in refused]
