@@ -51,6 +51,32 @@ def article_key(entry: Entry, ident: Identity) -> tuple[tuple[object, ...], tupl
     return tuple(map(_instant, _ENTRY_FIELDS(entry))), tuple(map(_instant, _IDENTITY_FIELDS(ident)))
 
 
+def _dated(kind: type) -> tuple[int, ...]:
+    """The positions of the fields of a dataclass that may hold a datetime (their type names it)."""
+    return tuple(n for n, f in enumerate(fields(kind)) if "datetime" in str(f.type))
+
+
+_ENTRY_DATED, _IDENTITY_DATED = _dated(Entry), _dated(Identity)
+
+
+def _instants(values: tuple[object, ...], dated: tuple[int, ...]) -> tuple[object, ...]:
+    """`values` with the datetimes at the `dated` positions as `_instant` makes them (the other fields
+    hold no datetime: their types say so)."""
+    plain = list(values)
+    for n in dated:
+        if isinstance(value := plain[n], datetime):
+            plain[n] = value.timestamp()
+    return tuple(plain)
+
+
+def article_text(entry: Entry, ident: Identity) -> str:
+    """`repr(article_key(entry, ident))` without its outer parentheses, made faster (only the fields that
+    may hold a datetime are looked at): the text an output puts in its memo keys, made once a run for
+    each article (outputs.Derived) and shared by the article pages and the archive feeds."""
+    return repr((_instants(_ENTRY_FIELDS(entry), _ENTRY_DATED),
+                 _instants(_IDENTITY_FIELDS(ident), _IDENTITY_DATED)))[1:-1]
+
+
 PLAIN = frozenset({str, int, float, bool, type(None)})  # kept as they are (most values are these)
 Canonical = Callable[[Any], object]
 _BY_KIND: dict[type, Canonical] = {}  # how values of each type are made canonical, decided once per type

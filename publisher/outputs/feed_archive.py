@@ -20,15 +20,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from publisher import __version__
-from publisher.memo import article_key, memo_key
+from publisher.memo import memo_key
 from publisher.models import Article, Problem
-from publisher.outputs import ARCHIVE_FEEDS, Made, Placed, place, still_written
+from publisher.outputs import ARCHIVE_FEEDS, Derived, Made, OutputFolder, Placed, place
 from publisher.pool import map_pages
 from publisher.render import EPOCH, FILENAMES, History, render_feeds_checked, uri
 
@@ -82,9 +82,10 @@ def _saved(archive: Archive) -> Saved | None:
     return saved
 
 
-def plan_archive(archive: Archive) -> Plan:
+def plan_archive(archive: Archive, derived: Derived | None = None) -> Plan:
     """The subscription documents' articles and the archive pages, from the saved assignment."""
     feeds = archive.settings.feeds
+    newest = derived.newest() if derived else archive.newest()
     slugs = {archive.identities[s].id: s for s in archive.entries}
     saved = _saved(archive)
     pages: list[list[str]] = []
@@ -93,7 +94,7 @@ def plan_archive(archive: Archive) -> Plan:
     elif saved is not None:
         log.info("feed archive: feeds.limit or feeds.archive_page changed; paging every article again")
     archived = {i for page in pages for i in page}
-    waiting = [s for s in archive.newest() if archive.identities[s].id not in archived]
+    waiting = [s for s in newest if archive.identities[s].id not in archived]
     rest = sorted(waiting[feeds.limit:], key=lambda s: _age(archive, s))
     append(pages, [archive.identities[s].id for s in rest], feeds.archive_page)
     return Plan(waiting[:feeds.limit], pages, slugs, saved.files if saved is not None else {})
@@ -148,14 +149,16 @@ class Job:
     key: str
 
 
-def archive_made(archive: Archive, plan: Plan, *, record: bool) -> Made:
+def archive_made(archive: Archive, plan: Plan, *, record: bool, derived: Derived | None = None) -> Made:
     """Every archive document: rendered when its key changed (files staged), else kept; and the ones
     made before that are made no more (`gone`). Records the assignment when `record`."""
     settings = archive.settings
     made, now = Made(), Written()
     shared = memo_key((__version__, settings.site))
-    jobs = [job for number in range(1, len(plan.pages) + 1) if (job := _page(archive, plan, number, shared,
-                                                                           made, now)) is not None]
+    texts = (derived or Derived(archive)).texts()
+    with OutputFolder(settings.paths.output) as on_disk:
+        jobs = [job for number in range(1, len(plan.pages) + 1)
+                if (job := _page(archive, plan, number, Keyed(shared, texts, on_disk), made, now)) is not None]
     for job, (placed, problems) in zip(jobs, render_pages(archive, jobs, record=record), strict=True):
         made.left_out += problems
         for name, size in placed.sizes.items():  # with an article left out: rendered again next time (and reported)
@@ -173,24 +176,39 @@ def archive_made(archive: Archive, plan: Plan, *, record: bool) -> Made:
     return made
 
 
-def _page(archive: Archive, plan: Plan, number: int, shared: str, made: Made, now: Written) -> Job | None:
+@dataclass(frozen=True)
+class Keyed:
+    """What the keys of every archive page share: the site's part, each article's memo-key text
+    (memo.article_text, made once a run), the output folder opened once."""
+
+    shared: str
+    texts: dict[str, str]
+    on_disk: OutputFolder
+
+
+def _page(archive: Archive, plan: Plan, number: int, keyed: Keyed, made: Made, now: Written) -> Job | None:
     """One archive page's documents: kept when their key and size are as written (None), else the Job
     that renders them."""
     settings = archive.settings
     slugs = [plan.slugs[i] for i in plan.pages[number - 1]]
     history = page_history(settings, number, len(plan.pages))
-    items = repr([article_key(archive.entries[s], archive.identities[s]) for s in slugs])
+    items = items_text(keyed.texts, slugs)
     since = _since(archive, plan, number) if not slugs else EPOCH
-    key = hashlib.sha256((shared + memo_key((history, since)) + items).encode()).hexdigest()
+    key = hashlib.sha256((keyed.shared + memo_key((history, since)) + items).encode()).hexdigest()
     todo = []
     for fmt in settings.feeds.formats:
         name = folder(number) + FILENAMES[fmt]
         old = plan.files.get(name)
-        if old and old[0] == key and still_written(settings.paths.output, name, old[2]):
+        if old and old[0] == key and keyed.on_disk.still_written(name, old[2]):
             made.kept[name], now[name] = int(old[2]), old
         else:
             todo.append(fmt)
     return Job(number, slugs, todo, history, since, key) if todo else None
+
+
+def items_text(texts: Mapping[str, str], slugs: Sequence[str]) -> str:
+    """`repr([memo.article_key(...) of each article])`, put together from each one's memo.article_text."""
+    return "[(" + "), (".join([texts[s] for s in slugs]) + ")]" if slugs else "[]"
 
 
 def render_pages(archive: Archive, jobs: Sequence[Job], *, record: bool) -> Iterator[Rendered]:

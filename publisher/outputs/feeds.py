@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from publisher import __version__
 from publisher.memo import memo_hit, memo_keep, memo_key
 from publisher.models import Article, Problem
-from publisher.outputs import Made
+from publisher.outputs import Derived, Made
 from publisher.outputs.feed_archive import archive_made, plan_archive, subscription_history
 from publisher.render import History, feed_names, render_feeds_checked
 
@@ -57,12 +57,13 @@ def feed_files(archive: Archive, slugs: list[str], history: History | None, *,
     return files, problems
 
 
-def feed_made(archive: Archive, *, record: bool) -> Made:
+def feed_made(archive: Archive, *, record: bool, derived: Derived | None = None) -> Made:
     """The subscription documents (the newest `feeds.limit` articles not archived yet) and their RFC 5005
     archive documents (publisher.outputs.feed_archive), with the articles either left out."""
-    plan = plan_archive(archive)
+    derived = derived or Derived(archive)
+    plan = plan_archive(archive, derived)
     files, problems = feed_files(archive, plan.subscription, subscription_history(archive.settings, plan),
                                  record=record)
-    made = archive_made(archive, plan, record=record)
+    made = archive_made(archive, plan, record=record, derived=derived)
     made.add(Made(files=files, left_out=problems))
     return made

@@ -29,8 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from publisher import __version__
 from publisher.memo import memo_key, memoized, templates_key
-from publisher.outputs import Made, Placed, place, still_written
-from publisher.outputs.tags import tag_index
+from publisher.outputs import Derived, Made, OutputFolder, Placed, place
 from publisher.pool import map_pages
 from publisher.render.archive import (
     ARCHIVE_DIR,
@@ -67,21 +66,22 @@ class Plan:
     shared: tuple[object, ...]
 
 
-def plan(archive: Archive) -> Plan:
+def plan(archive: Archive, derived: Derived | None = None) -> Plan:
     """The articles by month (months in the site's timezone) once they no longer fit on the home page."""
     settings = archive.settings
-    newest = archive.newest()
+    newest = derived.newest() if derived else archive.newest()
     months = by_month(archive, newest) if len(newest) > settings.feeds.limit else {}
     shared = (__version__, templates_key(settings.paths.templates), settings.site, settings.feeds)
     return Plan(newest, months, [Month(key, len(slugs)) for key, slugs in months.items()], shared)
 
 
-def home_made(archive: Archive, *, record: bool) -> Made:
+def home_made(archive: Archive, *, record: bool, derived: Derived | None = None) -> Made:
     """home_files(), the earlier pages of each month (`month_pages`), and the archive pages made before
     that are made no more (`gone`: a month whose articles all went, or every month once the articles fit on
     the home page again, or the earlier pages of a month that shrank)."""
-    shown = plan(archive)
-    made = Made(files=_home_files(archive, shown, record=record))
+    derived = derived or Derived(archive)
+    shown = plan(archive, derived)
+    made = Made(files=_home_files(archive, shown, derived, record=record))
     month_pages(archive, shown, made, record=record)
     pages = sorted(name for name in [*made.files, *made.written, *made.kept] if name.startswith(f"{ARCHIVE_DIR}/"))
     saved = archive.store.meta_get(PAGES_ROW)
@@ -95,12 +95,14 @@ def home_made(archive: Archive, *, record: bool) -> Made:
 def home_files(archive: Archive, *, record: bool) -> dict[str, bytes]:
     """index.html and, past `feeds.limit` articles, archive/YYYY-MM/index.html for every month (the month's
     newest articles: see `split_month`; its earlier pages are made by home_made)."""
-    return _home_files(archive, plan(archive), record=record)
+    derived = Derived(archive)
+    return _home_files(archive, plan(archive, derived), derived, record=record)
 
 
-def _home_files(archive: Archive, shown: Plan, *, record: bool) -> dict[str, bytes]:
+def _home_files(archive: Archive, shown: Plan, derived: Derived, *, record: bool) -> dict[str, bytes]:
     settings, index = archive.settings, shown.index
-    files = {HOME: home_page(archive, shown.newest[:settings.feeds.limit], index, shown.shared, record=record)}
+    files = {HOME: home_page(archive, shown.newest[:settings.feeds.limit], index, shown.shared, record=record,
+                             derived=derived)}
     for position, month in enumerate(index):
         newer = index[position - 1] if position else None
         older = index[position + 1] if position + 1 < len(index) else None
@@ -138,19 +140,20 @@ def month_pages(archive: Archive, shown: Plan, made: Made, *, record: bool) -> N
     known: dict[str, list[str | int]] = json.loads(saved) if saved else {}
     now: dict[str, list[str | int]] = {}
     jobs: list[tuple[str, str, tuple[Any, ...]]] = []  # name, key, the arguments of render_month_page
-    for position, month in enumerate(shown.index):
-        older = shown.index[position + 1] if position + 1 < len(shown.index) else None
-        _, earlier = split_month(month.key, shown.months[month.key])
-        for n, (page, slugs) in enumerate(earlier):
-            links = _page_links(month, earlier, n, older)
-            name = f"{page.path}index.html"
-            key = hashlib.sha256((memo_key((shown.shared, "month page", page, *links))
-                                  + slugs_key(archive, slugs)).encode()).hexdigest()
-            old = known.get(name)
-            if old and old[0] == key and still_written(settings.paths.output, name, old[1]):
-                made.kept[name], now[name] = int(old[1]), old
-                continue
-            jobs.append((name, key, (month, page, [card(archive, slug) for slug in slugs], *links)))
+    with OutputFolder(settings.paths.output) as on_disk:
+        for position, month in enumerate(shown.index):
+            older = shown.index[position + 1] if position + 1 < len(shown.index) else None
+            _, earlier = split_month(month.key, shown.months[month.key])
+            for n, (page, slugs) in enumerate(earlier):
+                links = _page_links(month, earlier, n, older)
+                name = f"{page.path}index.html"
+                key = hashlib.sha256((memo_key((shown.shared, "month page", page, *links))
+                                      + slugs_key(archive, slugs)).encode()).hexdigest()
+                old = known.get(name)
+                if old and old[0] == key and on_disk.still_written(name, old[1]):
+                    made.kept[name], now[name] = int(old[1]), old
+                    continue
+                jobs.append((name, key, (month, page, [card(archive, slug) for slug in slugs], *links)))
     calls = ((settings, name, args, record) for name, _, args in jobs)
     for (name, key, _), placed in zip(jobs, map_pages(place_month_page, calls, len(jobs)), strict=True):
         made.take(placed)
@@ -187,12 +190,12 @@ def slugs_key(archive: Archive, slugs: list[str]) -> str:
 
 
 def home_page(archive: Archive, slugs: list[str], months: list[Month], shared: tuple[object, ...], *,
-              record: bool) -> bytes:
+              record: bool, derived: Derived | None = None) -> bytes:
     """index.html: the given articles, the month list, the digest archive, the tags that have feeds."""
     settings = archive.settings
     cards = [card(archive, slug) for slug in slugs]
     digests = digest_links(archive)
-    topics = tag_index(archive).topics()
+    topics = (derived or Derived(archive)).tags().topics()
     key = memo_key((shared, "home", months, digests, topics)) + cards_key(cards)
     return _memoized(archive, HOME, key, record,
                      lambda: render_home(settings, settings.paths.templates, cards, months, digests, topics))
@@ -218,11 +221,16 @@ def cards_key(cards: list[Card]) -> str:
 
 def by_month(archive: Archive, newest: list[str]) -> dict[str, list[str]]:
     """Month key -> slugs, both newest first (the month of the publication date, in the site's timezone)."""
-    tz = archive.settings.site.tz
-    months: dict[str, list[str]] = {}
+    tz, identities = archive.settings.site.tz, archive.identities
+    months: dict[int, list[str]] = {}  # year * 100 + month: cheaper to make than the key, once an article
+    keys: dict[int, str] = {}
     for slug in newest:
-        months.setdefault(month_key(archive.identities[slug].published.astimezone(tz)), []).append(slug)
-    return months
+        local = identities[slug].published.astimezone(tz)
+        if (slugs := months.get(number := local.year * 100 + local.month)) is None:
+            slugs = months[number] = []
+            keys[number] = month_key(local)
+        slugs.append(slug)
+    return {keys[number]: slugs for number, slugs in months.items()}
 
 
 def digest_links(archive: Archive) -> list[DigestLink]:

@@ -16,17 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from publisher import __version__
 from publisher.enrich.reading import Progress
 from publisher.errors import PublisherError
-from publisher.memo import article_key, memo_key, templates_key
+from publisher.memo import article_text, memo_key, templates_key
 from publisher.models import Article, Problem
-from publisher.outputs import Made, Placed, page_name, place, still_written
-from publisher.outputs.tags import TagIndex, tag_index
+from publisher.outputs import Derived, Made, OutputFolder, Placed, page_name, place
+from publisher.outputs.tags import TagIndex
 from publisher.pool import map_pages
 from publisher.tagslug import Topic
 
@@ -46,45 +46,65 @@ def written_pages(store: Store) -> Known:
     return dict(json.loads(saved)) if saved else {}
 
 
-def page_inputs(archive: Archive, slug: str, tags: TagIndex) -> str:
+def page_inputs(archive: Archive, slug: str, tags: TagIndex, texts: Mapping[str, str] | None = None,
+                pairs: Mapping[str, str] | None = None) -> str:
     """What one page shows besides the site-wide inputs, as text: every field of the article and of its
     identity, its related reading (slugs and titles), its tags with the feeds they have (a page changes
-    when one of its tags gains or loses its feed). Made for tens of thousands of pages a run: plain tuples
-    and one repr, not `memo_key`'s rules for any type."""
+    when one of its tags gains or loses its feed). Made for tens of thousands of pages a run: the text is
+    `repr((*memo.article_key(...), related, shown))`, put together from parts made once a run (`texts`:
+    memo.article_text of each article; `pairs`: slug -> repr((slug, title)) of each article)."""
     entries = archive.entries
     entry = entries[slug]
-    related = [(s, entries[s].title) for s in archive.related.get(slug, ()) if s in entries]
+    text = texts[slug] if texts is not None else article_text(entry, archive.identities[slug])
+    if pairs is None:
+        pairs = {s: repr((s, entries[s].title)) for s in archive.related.get(slug, ()) if s in entries}
+    linked = archive.related.get(slug)
+    related = "[" + ", ".join([pairs[s] for s in linked if s in pairs]) + "]" if linked else "[]"
     shown = [(name, (topic.slug, topic.name, topic.count) if topic else None)
              for name, topic in tags.of_article(entry.tags)] if entry.tags else []
-    return repr((*article_key(entry, archive.identities[slug]), related, shown))
+    return f"({text}, {related}, {shown!r})"
 
 
-def page_files(archive: Archive, *, record: bool, progress: Progress | None = None) -> Made:
+def page_files(archive: Archive, *, record: bool, progress: Progress | None = None,
+               derived: Derived | None = None) -> Made:
     """The pages whose inputs changed (files), the others (kept) and the pages no longer made (gone)."""
     settings, store = archive.settings, archive.store
     known = written_pages(store)
     now: Known = {}
     made = Made()
     if settings.site.pages:
-        shared = memo_key((__version__, templates_key(settings.paths.templates), settings.site,
-                           settings.feeds.formats))
-        todo: list[tuple[str, str, str]] = []
-        tags = tag_index(archive)
-        for slug in sorted(archive.entries):
-            name = page_name(settings, slug)
-            key = hashlib.sha256((shared + page_inputs(archive, slug, tags)).encode()).hexdigest()
-            old = known.get(name)
-            if old and old[0] == key and still_written(archive.settings.paths.output, name, old[2]):
-                made.kept[name], now[name] = int(old[2]), old
-            else:
-                todo.append((slug, name, key))
-        _render(archive, tags, todo, made, now, known, record=record, progress=progress)
+        derived = derived or Derived(archive)
+        todo = _changed(archive, derived, known, made, now)
+        _render(archive, derived.tags(), todo, made, now, known, record=record, progress=progress)
     made.gone = sorted(set(known) - set(now))
     if record:
         store.meta_put(PAGES_ROW, json.dumps(now, sort_keys=True, separators=(",", ":")))
     log.info("article pages: %d written, %d unchanged, %d to remove", len(made.written), len(made.kept),
              len(made.gone))
     return made
+
+
+def _changed(archive: Archive, derived: Derived, known: Known, made: Made, now: Known) -> list[tuple[str, str, str]]:
+    """The pages to render (slug, name, input key): those whose key changed or whose file is not there with
+    the size it was written with; the others are kept (`made.kept`, `now`)."""
+    settings, entries = archive.settings, archive.entries
+    shared = memo_key((__version__, templates_key(settings.paths.templates), settings.site, settings.feeds.formats))
+    tags, texts = derived.tags(), derived.texts()
+    pairs = {slug: repr((slug, entry.title)) for slug, entry in entries.items()}
+    start = hashlib.sha256(shared.encode())  # each key: the sha256 of shared + the page's inputs
+    todo: list[tuple[str, str, str]] = []
+    with OutputFolder(settings.paths.output) as folder:
+        for slug in sorted(entries):
+            name = page_name(settings, slug)
+            digest = start.copy()
+            digest.update(page_inputs(archive, slug, tags, texts, pairs).encode())
+            key = digest.hexdigest()
+            old = known.get(name)
+            if old and old[0] == key and folder.still_written(name, old[2]):
+                made.kept[name], now[name] = int(old[2]), old
+            else:
+                todo.append((slug, name, key))
+    return todo
 
 
 @dataclass

@@ -25,7 +25,7 @@ from publisher import __version__
 from publisher.errors import PublisherError
 from publisher.memo import memo_hit, memo_keep, memo_key
 from publisher.models import Problem
-from publisher.outputs import Made
+from publisher.outputs import Derived, Made
 from publisher.render import feed_names, render_feeds_checked, uri
 from publisher.tagslug import Topic, fold, slugify
 
@@ -82,12 +82,15 @@ class _Seen:
     articles: list[str] = field(default_factory=list)  # newest first
 
 
-def _seen_tags(archive: Archive) -> dict[str, _Seen]:
+def _seen_tags(archive: Archive, newest: list[str]) -> dict[str, _Seen]:
     """Folded tag -> its spellings and its articles (newest first, each once)."""
     seen: dict[str, _Seen] = {}
-    for slug in archive.newest():
+    entries = archive.entries
+    for slug in newest:
+        if not (tags := entries[slug].tags):
+            continue
         keys: set[str] = set()
-        for tag in archive.entries[slug].tags:
+        for tag in tags:
             if not (key := fold(tag)):
                 continue
             tag_seen = seen.setdefault(key, _Seen())
@@ -108,22 +111,27 @@ def _name(spellings: Counter[str]) -> str:
     return min(spellings, key=lambda s: (-spellings[s], s))
 
 
-def tag_index(archive: Archive) -> TagIndex:
-    """The tags that have feeds (`feeds.tag_min` articles or more), and the warnings."""
+def tag_index(archive: Archive, derived: Derived | None = None) -> TagIndex:
+    """The tags that have feeds (`feeds.tag_min` articles or more), and the warnings. `derived`: the
+    run's articles newest first (one sort a run); a run asks for the index once (Derived.tags)."""
     index = TagIndex()
     if archive.settings.feeds.tag_min <= 0:
         return index
     by_slug: dict[str, list[str]] = {}
-    seen = _seen_tags(archive)
+    newest = derived.newest() if derived else archive.newest()
+    seen = _seen_tags(archive, newest)
     for key in sorted(seen):
         by_slug.setdefault(slugify(key), []).append(key)
     for key in by_slug.pop("", []):
         tag = _name(seen[key].spellings)
         index.notes.append(Problem(_source(archive, seen[key]), f"tag {tag!r} has no letter or digit: it gets no "
                                    "feed", "give it a letter or a digit, or remove it", severity="warning"))
-    order = {slug: n for n, slug in enumerate(archive.newest())}
+    order: dict[str, int] = {}
     for slug, keys in sorted(by_slug.items()):
-        members = sorted({a for k in keys for a in seen[k].articles}, key=order.__getitem__)
+        members = list(seen[keys[0]].articles)  # newest first already
+        if len(keys) > 1:  # tags folded apart, one slug: their articles merged, newest first
+            order = order or {s: n for n, s in enumerate(newest)}
+            members = sorted({a for k in keys for a in seen[k].articles}, key=order.__getitem__)
         if len(members) < archive.settings.feeds.tag_min:
             continue
         spellings = sum((seen[k].spellings for k in keys), Counter[str]())
@@ -170,9 +178,9 @@ def tag_feed_files(archive: Archive, feed: TagFeed, *, record: bool) -> tuple[di
     return files, problems, True
 
 
-def tag_made(archive: Archive, *, record: bool) -> Made:
+def tag_made(archive: Archive, *, record: bool, derived: Derived | None = None) -> Made:
     """Every tag feed (rendered only when changed), the warnings, and the files of tags that lost theirs."""
-    index = tag_index(archive)
+    index = (derived or Derived(archive)).tags()
     made = Made(notes=list(index.notes))
     before = _last_made(archive)
     keep: set[str] = set()
