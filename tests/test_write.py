@@ -217,7 +217,12 @@ def test_staged_files_are_synced_each_when_few_and_by_one_flush_when_many(
     fsynced: list[int] = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "sync", lambda: synced.append(1))
-    monkeypatch.setattr(os, "fsync", lambda fd: (fsynced.append(fd), real_fsync(fd))[1])
+
+    def counted_fsync(fd: int) -> None:
+        fsynced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counted_fsync)
     written, _ = write_outputs(tmp_path, {"rss.xml": b"<rss/>"}, [staged])
     assert written == ["rss.xml"] and len(synced) == flushes
     assert len(fsynced) >= (count if not flushes else 1)  # the staged ones, the feed and its folder
