@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 
 def now(conn: sa.Connection) -> sa.ColumnElement[float]:
@@ -32,7 +32,12 @@ def upsert(conn: sa.Connection, table: sa.Table, values: Mapping[str, Any] | Seq
     rows = [values] if isinstance(values, Mapping) else list(values)
     if not rows:
         return
-    insert = (postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table))
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # 20 ms to import: not for an SQLite state
+
+        insert: sqlite.Insert | postgresql.Insert = postgresql.insert(table)
+    else:
+        insert = sqlite.insert(table)
     changed = {name: insert.excluded[name] for name in rows[0] if name not in keys}
     statement = insert.on_conflict_do_update(index_elements=list(keys), set_=changed) if changed \
         else insert.on_conflict_do_nothing(index_elements=list(keys))
