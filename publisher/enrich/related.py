@@ -35,6 +35,7 @@ which refits. Rebuild when `stale` says the archive has grown well past what the
 
 from __future__ import annotations
 
+import io
 import math
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -45,7 +46,7 @@ import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 
-from publisher.enrich import arrays, heap, rank_job, rank_text
+from publisher.enrich import heap, rank_job, rank_text
 from publisher.enrich.rank_job import Job, Reason
 
 Step = Callable[[int], None]  # told how many more steps (articles) are done
@@ -366,37 +367,39 @@ class RelatedIndex:
         return self._changed > STALE_SHARE * max(self._fitted, 1)
 
     def to_bytes(self) -> bytes:
-        """The index as named arrays (`arrays.pack`: no pickle; read back without copying)."""
+        """The index as an uncompressed .npz (arrays only, no pickle)."""
         model, lexical = self._model, self._lexical
         terms, term_ends = _pack(model.terms)
         keys, key_ends = _pack(self._keys)
         tags, tag_ends = _pack([t for tags in self._tags for t in tags])
-        return arrays.pack({
-            "version": np.array([FORMAT_VERSION, self._fitted, self._changed], dtype=np.int64),
-            "terms": terms, "term_ends": term_ends, "idf": model.idf, "avgdl": np.array([model.avgdl]),
-            "basis": model.basis, "keys": keys, "key_ends": key_ends, "published": self._published,
-            "vectors": self._vectors, "lex_data": lexical.data.astype(np.float32),
-            "lex_indices": lexical.indices.astype(np.int32), "lex_indptr": lexical.indptr.astype(np.int64),
-            "tags": tags, "tag_ends": tag_ends, "tag_counts": np.array([len(t) for t in self._tags], dtype=np.int64)})
+        buffer = io.BytesIO()
+        np.savez(buffer, version=np.array([FORMAT_VERSION, self._fitted, self._changed], dtype=np.int64),
+                 terms=terms, term_ends=term_ends, idf=model.idf, avgdl=np.array([model.avgdl]),
+                 basis=model.basis, keys=keys, key_ends=key_ends, published=self._published,
+                 vectors=self._vectors, lex_data=lexical.data.astype(np.float32),
+                 lex_indices=lexical.indices.astype(np.int32), lex_indptr=lexical.indptr.astype(np.int64),
+                 tags=tags, tag_ends=tag_ends, tag_counts=np.array([len(t) for t in self._tags], dtype=np.int64))
+        return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RelatedIndex:
         """Restore `to_bytes()` output; ValueError when it is not an index of this format version."""
         try:
-            found = arrays.unpack(data)
-            version, fitted, changed = (int(v) for v in found["version"])
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                arrays = {name: z[name] for name in z.files}
+            version, fitted, changed = (int(v) for v in arrays["version"])
             if version != FORMAT_VERSION:
                 raise ValueError(f"format {version}, expected {FORMAT_VERSION}")
-            flat = iter(_unpack(found["tags"], found["tag_ends"]))
-            tags = [tuple(next(flat) for _ in range(k)) for k in found["tag_counts"].tolist()]
-            terms = _unpack(found["terms"], found["term_ends"])
-            model = _Model(terms, found["idf"].astype(np.float64, copy=False), float(found["avgdl"][0]),
-                           found["basis"].astype(np.float32, copy=False))
-            keys = _unpack(found["keys"], found["key_ends"])
-            lexical = sp.csr_matrix((found["lex_data"].astype(np.float32, copy=False), found["lex_indices"],
-                                     found["lex_indptr"]), shape=(len(keys), len(terms)))
-            index = cls(model=model, keys=keys, published=found["published"].astype(np.float64, copy=False),
-                        tags=tags, vectors=found["vectors"].astype(np.float32, copy=False), lexical=lexical,
+            flat = iter(_unpack(arrays["tags"], arrays["tag_ends"]))
+            tags = [tuple(next(flat) for _ in range(k)) for k in arrays["tag_counts"].tolist()]
+            terms = _unpack(arrays["terms"], arrays["term_ends"])
+            model = _Model(terms, arrays["idf"].astype(np.float64, copy=False), float(arrays["avgdl"][0]),
+                           arrays["basis"].astype(np.float32, copy=False))
+            keys = _unpack(arrays["keys"], arrays["key_ends"])
+            lexical = sp.csr_matrix((arrays["lex_data"].astype(np.float32, copy=False), arrays["lex_indices"],
+                                     arrays["lex_indptr"]), shape=(len(keys), len(terms)))
+            index = cls(model=model, keys=keys, published=arrays["published"].astype(np.float64, copy=False),
+                        tags=tags, vectors=arrays["vectors"].astype(np.float32, copy=False), lexical=lexical,
                         fitted=fitted, changed=changed)
         except (OSError, ValueError, KeyError, IndexError, EOFError, StopIteration, zipfile.BadZipFile) as e:
             raise ValueError(f"not a related-reading index: {e}") from e
