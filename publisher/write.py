@@ -201,12 +201,22 @@ def _commit(root: Path, swaps: Sequence[_Swap]) -> None:
         except BaseException:  # interrupted (Ctrl-C): the old set back, then stop
             _rollback(swaps)
             raise
-    folders = sorted({swap.path.parent for swap in swaps})
+    folders = sorted({folder for swap in swaps for folder in _up_to(root, swap.path.parent)})
     if len(folders) >= BATCH_FROM:  # many folders (article pages): one sync of the file system
         os.sync()
     for folder in folders if len(folders) < BATCH_FROM else ():
         _sync_folder(folder)
     _discard(swaps)
+
+
+def _up_to(root: Path, folder: Path) -> list[Path]:
+    """`folder` and the folders above it up to the output folder: a folder made for a new file (a page's
+    `posts/<slug>/`, a tag's `tags/<tag>/`) is durable only once the folder that lists it is synced too."""
+    top = Path(os.path.realpath(root))
+    chain = [folder]
+    while chain[-1] != top and top in chain[-1].parents:
+        chain.append(chain[-1].parent)
+    return chain
 
 
 def _rollback(swaps: Sequence[_Swap]) -> list[str]:
@@ -280,7 +290,12 @@ def write_outputs(root: Path, files: Mapping[str, bytes], staged: Sequence[Stage
     except BaseException:
         _discard(extra)
         raise
-    _durable([swap.temp for swap in extra])  # the staged files were not synced one by one
+    try:
+        _durable([swap.temp for swap in extra])  # staged without an fsync each: made durable here
+    except OSError as e:
+        _discard([*swaps, *extra])
+        raise OutputError(f"{root}: cannot make the new files durable: {e.strerror or e}; no file was replaced",
+                          "check the output folder's disk and free space") from e
     _commit(root, [*swaps, *extra])
     return written, unchanged
 

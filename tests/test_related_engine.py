@@ -246,7 +246,7 @@ def test_rank_new_against_a_refit() -> None:
 def test_folding_in_gives_the_build_time_vectors() -> None:
     """A text gets the same vector whether it was fitted at build time or folded in later."""
     docs = archive()
-    index = RelatedIndex.build(docs)
+    index = RelatedIndex.from_bytes(RelatedIndex.build(docs).to_bytes())  # as a run finds it in the state
     before = index.rank(None, 5, include_newer=False)
     vectors = index._vectors.copy()
     index.add(docs)  # same keys, same texts: replaced by themselves

@@ -210,21 +210,40 @@ def test_publish_keeps_the_three_feeds_in_agreement_when_one_cannot_be_written(s
 @pytest.mark.parametrize(("count", "flushes"), [(3, 0), (BATCH_FROM, 2)])  # many: the files, then the renames
 def test_staged_files_are_synced_each_when_few_and_by_one_flush_when_many(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, flushes: int) -> None:
-    """A few staged files (an article added to a large site) are fsynced one by one, not by an os.sync()
-    that would also wait for whatever else the machine has not written; a large set by one os.sync()."""
-    staged, _ = stage_outputs(tmp_path, {f"p{i}/index.html": b"<p>%d</p>" % i for i in range(count)})
+    """A few staged files (an article added to a large site) are fsynced one by one, with every folder
+    from theirs up to the output folder (a new page's folder is listed there), not by an os.sync() that
+    would also wait for whatever else the machine has not written; a large set by one os.sync()."""
+    staged, _ = stage_outputs(tmp_path, {f"posts/p{i}/index.html": b"<p>%d</p>" % i for i in range(count)})
     synced: list[int] = []
-    fsynced: list[int] = []
+    fsynced: set[int] = set()  # inodes
     real_fsync = os.fsync
     monkeypatch.setattr(os, "sync", lambda: synced.append(1))
 
     def counted_fsync(fd: int) -> None:
-        fsynced.append(fd)
+        fsynced.add(os.fstat(fd).st_ino)
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", counted_fsync)
     written, _ = write_outputs(tmp_path, {"rss.xml": b"<rss/>"}, [staged])
     assert written == ["rss.xml"] and len(synced) == flushes
-    assert len(fsynced) >= (count if not flushes else 1)  # the staged ones, the feed and its folder
-    assert [(tmp_path / f"p{i}/index.html").read_bytes() for i in range(count)] == [b"<p>%d</p>" % i
-                                                                                   for i in range(count)]
+    pages = [tmp_path / f"posts/p{i}/index.html" for i in range(count)]
+    assert [page.read_bytes() for page in pages] == [b"<p>%d</p>" % i for i in range(count)]
+    if not flushes:  # each page (renamed: the same inode), its folder, posts/ and the output folder
+        folders = {page.parent for page in pages} | {tmp_path / "posts", tmp_path}
+        assert {path.stat().st_ino for path in [*pages, *folders]} <= fsynced
+
+
+def test_staged_files_that_cannot_be_made_durable_replace_nothing(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "p0").mkdir(parents=True)
+    (tmp_path / "p0/index.html").write_bytes(b"old")
+    staged, _ = stage_outputs(tmp_path, {"p0/index.html": b"new", "p1/index.html": b"also new"})
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OutputError, match="cannot make the new files durable: Input/output error"):
+        write_outputs(tmp_path, {}, [staged])
+    assert (tmp_path / "p0/index.html").read_bytes() == b"old" and not (tmp_path / "p1/index.html").exists()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["index.html"]  # no temporary file
