@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from publisher.models import Entry, Identity, SourceFile
-from publisher.state.dialect import savepoint, upsert
+from publisher.state.dialect import fetch_all, savepoint, upsert
 from publisher.state.location import StateLocation, file_location
 from publisher.state.schema import (
     articles,
@@ -94,29 +95,6 @@ class Known:
         return {row[1]: (row[0], row[2]) for row in self.rows.values()}
 
 
-class _Times:
-    """The articles table's ISO 8601 strings to datetimes and back, each distinct value converted once: a
-    run compares every article, and articles share their first-seen times (one per run that found them)."""
-
-    def __init__(self) -> None:
-        self.parsed: dict[str, datetime] = {}
-        self.text: dict[datetime, str] = {}
-
-    def parse(self, value: str) -> datetime:
-        found = self.parsed.get(value)
-        if found is None:
-            found = self.parsed[value] = datetime.fromisoformat(value)
-        return found
-
-    def iso(self, value: datetime | None) -> str | None:
-        if value is None:
-            return None
-        found = self.text.get(value)  # equal datetimes are the same instant: the same UTC text
-        if found is None:
-            found = self.text[value] = value.astimezone(UTC).isoformat()
-        return found
-
-
 class Store:
     """One connection and one transaction: a run's changes become durable at once, when the block of
     `open_store` ends; delivery makes each sent message durable on its own with `checkpoint()`.
@@ -134,24 +112,6 @@ class Store:
         """Commit what is done so far and go on in a new transaction."""
         self.trans.commit()
         self.trans = self.conn.begin()
-
-    def _rows(self, query: sa.Select[Any]) -> Sequence[tuple[Any, ...]]:
-        """Every row of `query` (plain binds only, no expanding IN) as plain tuples, fetched at once by the
-        driver's own cursor on the run's connection, in its transaction: a run reads whole tables, and
-        SQLAlchemy's Row objects, made one by one, cost more than the query. Errors are SQLAlchemy's."""
-        compiled = query.compile(dialect=self.conn.dialect)
-        params = compiled.construct_params()
-        args: Any = tuple(params[name] for name in compiled.positiontup or ()) if compiled.positional else params
-        dbapi = self.conn.dialect.loaded_dbapi
-        cursor = self.conn.connection.cursor()
-        try:
-            cursor.execute(str(compiled), args)
-            rows: Sequence[tuple[Any, ...]] = cursor.fetchall()
-            return rows
-        except dbapi.Error as e:
-            raise sa.exc.DBAPIError.instance(str(compiled), args, e, dbapi.Error) from e
-        finally:
-            cursor.close()
 
     def _put(self, table: sa.Table, rows: list[dict[str, Any]], *, replace: bool) -> None:
         """One statement: INSERT `rows`, or when `replace`, upsert them on the table's primary key."""
@@ -190,7 +150,8 @@ class Store:
         """rel path -> (mtime_ns, size, Entry) for the cache rows made with these settings."""
         query = sa.select(sources.c.path, sources.c.mtime_ns, sources.c.size, sources.c.entry).where(
             sources.c.fingerprint == fingerprint)
-        return {path: (mtime_ns, size, entry_from_json(entry)) for path, mtime_ns, size, entry in self._rows(query)}
+        rows = fetch_all(self.conn, query)
+        return {path: (mtime_ns, size, entry_from_json(entry)) for path, mtime_ns, size, entry in rows}
 
     def save_cache(self, rows: Iterable[tuple[SourceFile, Entry, str]], fingerprint: str) -> dict[str, str]:
         """Cache parsed files; returns rel path -> reason of each row the database refused (not cached)."""
@@ -206,7 +167,7 @@ class Store:
         """Drop cache rows of files that no longer exist."""
         if not self.write:
             return
-        gone = [p for (p,) in self._rows(sa.select(sources.c.path)) if p not in keep]
+        gone = [p for (p,) in fetch_all(self.conn, sa.select(sources.c.path)) if p not in keep]
         for chunk in range(0, len(gone), 500):
             self.conn.execute(sources.delete().where(sources.c.path.in_(gone[chunk:chunk + 500])))
 
@@ -223,11 +184,7 @@ class Store:
         """The articles table, read once: for the pipeline's checks (`Known.ids`) and for `record(known=)`."""
         query = sa.select(articles.c.slug, articles.c.id, articles.c.source, articles.c.content_hash,
                           articles.c.published, articles.c.updated, articles.c.first_seen)
-        return Known({row[0]: row for row in self._rows(query)})
-
-    def known_ids(self) -> dict[str, tuple[str, str]]:
-        """id -> (slug, source path) of every article the state knows."""
-        return self.articles().ids()
+        return Known({row[0]: row for row in fetch_all(self.conn, query)})
 
     def record(self, entries: Iterable[Entry], now: datetime, site_url: str, *,
                known: Known | None = None) -> tuple[dict[str, Identity], dict[str, str]]:
@@ -239,7 +196,8 @@ class Store:
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         result: dict[str, Identity] = {}
-        times = _Times()
+        parse = cache(datetime.fromisoformat)  # articles share first-seen times: each text parsed once
+        iso = cache(_iso)
         for entry in entries:
             row = rows.get(entry.slug)
             if row is None:
@@ -247,10 +205,10 @@ class Store:
                                  entry.updated, now)
                 inserts.append(self._row(entry, ident))
             else:
-                ident = self._revise(entry, row, now, times)
+                ident = self._revise(entry, row, now, parse)
                 _, _, source, content_hash, published, updated, _ = row
                 if (content_hash != entry.content_hash or source != entry.source
-                        or published != times.iso(ident.published) or updated != times.iso(ident.updated)):
+                        or published != iso(ident.published) or updated != iso(ident.updated)):
                     updates.append(self._row(entry, ident))
             result[entry.slug] = ident
         refused = self._insert(articles, inserts, "slug") if self.write else {}
@@ -265,15 +223,15 @@ class Store:
         return {slug: ident for slug, ident in result.items() if slug not in refused}, refused
 
     @staticmethod
-    def _revise(entry: Entry, row: ArticleRow, now: datetime, times: _Times) -> Identity:
+    def _revise(entry: Entry, row: ArticleRow, now: datetime, parse: Callable[[str], datetime]) -> Identity:
         _, ident, _, content_hash, _, updated, first_seen_text = row
-        first_seen = times.parse(first_seen_text)
+        first_seen = parse(first_seen_text)
         if entry.updated:
             changed: datetime | None = entry.updated
         elif entry.content_hash != content_hash:
             changed = now
         else:
-            changed = times.parse(updated) if updated else None
+            changed = parse(updated) if updated else None
         return Identity(ident, entry.date or first_seen, changed, first_seen)
 
     @staticmethod
@@ -286,14 +244,14 @@ class Store:
         """slug -> (input key, [(slug, score, reason), ...]) of the cached rankings."""
         query = sa.select(related_lists.c.slug, related_lists.c.input_key, related_lists.c.ranked)
         return {slug: (key, [(s, float(score), str(reason)) for s, score, reason in orjson.loads(items)])
-                for slug, key, items in self._rows(query)}
+                for slug, key, items in fetch_all(self.conn, query)}
 
     def save_related_lists(self, lists: dict[str, tuple[str, list[tuple[str, float, str]]]],
                            keep: set[str]) -> None:
         """Store new rankings and drop those of articles no longer published."""
         if not self.write:
             return
-        gone = [s for (s,) in self._rows(sa.select(related_lists.c.slug)) if s not in keep]
+        gone = [s for (s,) in fetch_all(self.conn, sa.select(related_lists.c.slug)) if s not in keep]
         for chunk in range(0, len(gone), 500):
             self.conn.execute(related_lists.delete().where(related_lists.c.slug.in_(gone[chunk:chunk + 500])))
         upsert(self.conn, related_lists, [

@@ -189,7 +189,7 @@ def test_a_v1_state_file_is_upgraded_in_place_by_open_store(tmp_path: Path) -> N
     inode = path.stat().st_ino
     with open_store(file_location(path)) as store:
         assert store.meta_get("secret") == "s3cret-of-the-old-state"
-        assert store.known_ids() == {ARTICLE[1]: ("one", "one.md")}
+        assert store.articles().ids() == {ARTICLE[1]: ("one", "one.md")}
     assert path.stat().st_ino == inode, "upgraded in place, not replaced"
     assert_upgraded_with_rows_intact(path)
 
@@ -363,7 +363,7 @@ def test_a_read_only_store_reads_a_v1_file_as_if_upgraded(tmp_path: Path) -> Non
         assert [tuple(row) for row in rows] == [("sub-a", "sent", None, None, None), ("sub-b", "queued", None, None,
                                                                                      None)]
         assert store.conn.execute(sa.text("SELECT count(*) FROM workers")).scalar() == 0
-        assert store.known_ids() == {ARTICLE[1]: ("one", "one.md")}
+        assert store.articles().ids() == {ARTICLE[1]: ("one", "one.md")}
     assert path.read_bytes() == before
     tables = [name for (name,) in rows_of(path, "sqlite_master WHERE type IN ('table', 'view')", "name")]
     assert tables == sorted(ddl.split()[2] for ddl in V1_DDL), "the file gained a table or view"

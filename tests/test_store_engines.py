@@ -42,7 +42,7 @@ def test_identities_are_given_once_and_edits_set_updated(state_url: str, tmp_pat
     later = NOW + timedelta(days=1)
     with open_store(where) as store:
         second, refused = store.record([entry("a", "h2"), entry("b")], later, SITE)
-        assert store.known_ids() == {first["a"].id: ("a", "a.md"), first["b"].id: ("b", "b.md")}
+        assert store.articles().ids() == {first["a"].id: ("a", "a.md"), first["b"].id: ("b", "b.md")}
     assert refused == {}
     assert second["a"].id == first["a"].id and second["a"].updated == later and second["a"].first_seen == NOW
     assert second["b"].id == first["b"].id and second["b"].updated is None
@@ -57,7 +57,7 @@ def test_a_refused_article_is_left_out_and_the_rest_is_kept(state_url: str, tmp_
         assert set(refused) == {"b"} and set(kept) == {"a", "c"}
         store.meta_put("after", "the transaction still works")
     with open_store(where, write=False) as store:
-        assert sorted(slug for slug, _ in store.known_ids().values()) == ["a", "c"]
+        assert sorted(slug for slug, _ in store.articles().ids().values()) == ["a", "c"]
         assert store.meta_get("after") == "the transaction still works"
 
 
@@ -148,7 +148,7 @@ def test_a_read_only_store_changes_nothing(state_url: str, tmp_path: Path) -> No
         assert store.html_for(["new.md"]) == {"new.md": "<p>new</p>"}
         store.save_related_index({"new": "h"}, b"x")
     with open_store(where, write=False) as store:
-        assert [slug for slug, _ in store.known_ids().values()] == ["a"]
+        assert [slug for slug, _ in store.articles().ids().values()] == ["a"]
         assert store.cached("fp") == {} and store.related_index() is None
 
 

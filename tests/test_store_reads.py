@@ -1,6 +1,6 @@
 """The Store's whole-table reads (parse cache, articles, related lists) on both engines: they give what the
-rows hold, `record` with the caller's `articles()` read gives what it gives reading the table itself, a
-database error stays SQLAlchemy's, and the cycle collector paused during a read is running again after it."""
+rows hold, `record` with the caller's `articles()` read gives what it gives reading the table itself, and
+a database error stays SQLAlchemy's (`state.dialect.fetch_all`, which takes plain binds only)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from publisher.models import Entry, SourceFile
+from publisher.state.dialect import fetch_all
 from publisher.state.location import StateLocation, locate
 from publisher.store import ENTRY_FIELDS, entry_from_json, entry_json, open_store
 
@@ -122,7 +123,9 @@ def test_a_database_error_in_a_read_is_sqlalchemys(state_url: str, tmp_path: Pat
     with open_store(where) as store:
         missing = sa.table("no_such_table", sa.column("x"))
         with pytest.raises(sa.exc.DBAPIError) as raised:
-            store._rows(sa.select(missing.c.x))
+            fetch_all(store.conn, sa.select(missing.c.x))
         assert "no_such_table" in str(raised.value)
+        with pytest.raises(ValueError, match="plain binds only"):  # an expanding IN is not rendered here
+            fetch_all(store.conn, sa.select(missing.c.x).where(missing.c.x.in_([1, 2])))
         store.trans.rollback()
         store.trans = store.conn.begin()
