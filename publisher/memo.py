@@ -46,8 +46,9 @@ def _instant(value: object) -> object:
 
 
 def article_key(entry: Entry, ident: Identity) -> tuple[tuple[object, ...], tuple[object, ...]]:
-    """Every field of an article and of its identity as plain values, for the repr of a memo key made for
-    tens of thousands of articles a run (not `memo_key`'s rules for any type)."""
+    """Every field of an article and of its identity as plain values: the definition of an article's part
+    of the page and archive memo keys (their text is its repr, which `article_text` makes faster; the
+    tests hold the two equal)."""
     return tuple(map(_instant, _ENTRY_FIELDS(entry))), tuple(map(_instant, _IDENTITY_FIELDS(ident)))
 
 

@@ -33,7 +33,11 @@ def test_a_no_op_publish_imports_no_pipeline(site: Site) -> None:
     assert "imported: ['publisher.pipeline', 'sqlalchemy'] 0" in third and "files written: 0," not in third
 
 
-GC_RUN = ("import gc, sys; from publisher.cli import main\n"
+GC_RUN = ("import gc, sys; import publisher.pipeline as pipeline; from publisher.cli import main\n"
+          "real = pipeline.publish\n"
+          "def seen(*args, **kwargs):\n    print('collector during the run:', gc.isenabled())\n"
+          "    return real(*args, **kwargs)\n"
+          "pipeline.publish = seen\n"
           "try:\n    main(['publish', '--clock', sys.argv[1], '--no-send'])\n"
           "except SystemExit as e:\n    code = e.code\n"
           "print('collector on:', gc.isenabled(), code)\n")
@@ -46,6 +50,7 @@ def test_the_cycle_collector_is_on_again_after_a_run_that_worked_or_failed(site:
     for failing in (False, True):
         result = subprocess.run([sys.executable, "-c", GC_RUN, CLOCK], cwd=site.root, capture_output=True,
                                 text=True, timeout=120)
+        assert "collector during the run: False" in result.stdout, result.stdout + result.stderr
         last = result.stdout.splitlines()[-1]
         assert last.startswith("collector on: True "), result.stdout + result.stderr
         assert (last != "collector on: True 0") is failing, result.stdout + result.stderr

@@ -54,7 +54,7 @@ def _run(settings: Settings, now: datetime, *, dry_run: bool, use_cache: bool, f
         # collector would walk again and again (about 0.3 s of adding one article to 22,250, even at a
         # threshold of 50,000). Reference counting frees them as before; the run makes few cycles (peak
         # memory of a cold 22,250 with related reading: 355 MB with the collector, 357 MB without), and
-        # the collector runs as usual again once the run is over (delivery, a schedule loop).
+        # the collector runs as usual again once the run is over (delivery follows in this process).
         gc.disable()
         from publisher.pipeline import publish
 

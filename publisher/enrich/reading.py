@@ -173,16 +173,16 @@ def _lists(entries: Mapping[str, Entry], found: Mapping[str, list[str]], similar
     """Per slug: its source references, then its similar articles still published and scored at least
     the threshold, up to `settings.count` (or as many as there are references)."""
     lists: dict[str, list[tuple[str, float | None, str]]] = {}
-    threshold, count, none = settings.threshold, settings.count, ()
+    threshold, count, no_links = settings.threshold, settings.count, ()
     for slug in entries:
         refs = found.get(slug)
         if not refs:  # nearly every article: its similar ones only
             kept: list[tuple[str, float | None, str]] = [(s, score, reason) for s, score, reason in similar.get(
-                slug, none) if score >= threshold and s in entries]
+                slug, no_links) if score >= threshold and s in entries]
             lists[slug] = kept[:count]
             continue
         items: list[tuple[str, float | None, str]] = [(s, None, "source reference") for s in refs]
-        items += [(s, score, reason) for s, score, reason in similar.get(slug, none)
+        items += [(s, score, reason) for s, score, reason in similar.get(slug, no_links)
                   if s not in refs and s in entries and score >= threshold]
         lists[slug] = items[: max(count, len(refs))]
     return lists
