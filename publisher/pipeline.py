@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
 from publisher import __version__
@@ -29,7 +30,7 @@ from publisher.models import (
     PublishReport,
     SourceFile,
 )
-from publisher.outputs import OUTPUTS, Context, Made
+from publisher.outputs import OUTPUTS, Context, Derived, Made
 from publisher.pool import pool, worker_count
 from publisher.selection import free_slugs, unique_ids, unique_slugs, visible
 from publisher.write import compare_outputs, remove_outputs, write_outputs
@@ -159,8 +160,13 @@ class Archive:
 
     def newest(self, limit: int | None = None) -> list[str]:
         """Slugs newest first; ties broken by slug, so the order never depends on the file system."""
-        order = sorted(self.entries, key=lambda s: (-self.identities[s].published.timestamp(), s))
-        return order[:limit]
+        return self._newest_first[:limit]
+
+    @cached_property
+    def _newest_first(self) -> list[str]:
+        """Sorted once: every output asks, and the articles do not change once the archive is made."""
+        identities = self.identities
+        return sorted(self.entries, key=lambda s: (-identities[s].published.timestamp(), s))
 
     def articles(self, slugs: Sequence[str]) -> list[Article]:
         """Attach identity (in the site's timezone), URL, HTML and related links."""
@@ -241,6 +247,7 @@ def prepare(settings: Settings, store: Store, now: datetime, *, use_cache: bool 
 def make_outputs(run: Run, ctx: Context) -> Made:
     """Every output of the table, in order (the home page lists the digest made before it)."""
     total = Made()
+    ctx = ctx if ctx.derived is not None else replace(ctx, derived=Derived(run.archive))
     for output in OUTPUTS:
         made = output.make(run.archive, ctx)
         run.left_out(made.left_out)

@@ -33,28 +33,21 @@ RESERVED_HINT = "give the article another slug (front matter 'slug:' or a new fi
 
 class Derived:
     """What several outputs derive from one archive, made once a run rather than once an output: the
-    articles newest first, the tag index, each article's memo-key text (`memo.article_text`, in the keys
-    of the article pages and of the archive feeds). The run's Context holds one for its archive (which
-    no output changes); an output called without one makes its own."""
+    tag index and each article's memo-key text (`memo.article_text`, in the keys of the article pages and
+    of the archive feeds). The run's Context holds one for its archive (which no output changes); an
+    output called without one makes its own."""
 
     def __init__(self, archive: Archive) -> None:
         self.archive = archive
-        self._newest: list[str] | None = None
         self._tags: TagIndex | None = None
         self._texts: dict[str, str] | None = None
-
-    def newest(self) -> list[str]:
-        """Archive.newest(), once (callers do not change the list)."""
-        if self._newest is None:
-            self._newest = self.archive.newest()
-        return self._newest
 
     def tags(self) -> TagIndex:
         """outputs.tags.tag_index, once."""
         if self._tags is None:
             from publisher.outputs.tags import tag_index
 
-            self._tags = tag_index(self.archive, self)
+            self._tags = tag_index(self.archive)
         return self._tags
 
     def texts(self) -> dict[str, str]:
@@ -75,13 +68,7 @@ class Context:
     force_digest: bool = False
     record: bool = True
     progress: Progress | None = None  # told about stages that take a while (the article pages)
-    _derived: list[Derived] = field(default_factory=list, init=False, compare=False, repr=False)
-
-    def derived(self, archive: Archive) -> Derived:
-        """What the outputs of this run share about `archive` (made afresh for another archive)."""
-        if not self._derived or self._derived[0].archive is not archive:
-            self._derived[:] = [Derived(archive)]
-        return self._derived[0]
+    derived: Derived | None = None  # what the outputs share about the run's archive (pipeline.make_outputs)
 
 
 @dataclass
@@ -164,33 +151,32 @@ class Output:
 def _feeds(archive: Archive, ctx: Context) -> Made:
     from publisher.outputs.feeds import feed_made
 
-    return feed_made(archive, record=ctx.record, derived=ctx.derived(archive))
+    return feed_made(archive, record=ctx.record, derived=ctx.derived)
 
 
 def _tags(archive: Archive, ctx: Context) -> Made:
     from publisher.outputs.tags import tag_made
 
-    return tag_made(archive, record=ctx.record, derived=ctx.derived(archive))
+    return tag_made(archive, record=ctx.record, derived=ctx.derived)
 
 
 def _digest(archive: Archive, ctx: Context) -> Made:
     from publisher.outputs.digest import digest_files
 
-    files, digest_id, problems = digest_files(archive, ctx.now, force=ctx.force_digest, record=ctx.record,
-                                              derived=ctx.derived(archive))
+    files, digest_id, problems = digest_files(archive, ctx.now, force=ctx.force_digest, record=ctx.record)
     return Made(files=files, notes=problems, digest=digest_id)
 
 
 def _home(archive: Archive, ctx: Context) -> Made:
     from publisher.outputs.home import home_made
 
-    return home_made(archive, record=ctx.record, derived=ctx.derived(archive))  # pages no longer made: `gone`
+    return home_made(archive, record=ctx.record, derived=ctx.derived)  # pages no longer made: `gone`
 
 
 def _pages(archive: Archive, ctx: Context) -> Made:
     from publisher.outputs.pages import page_files
 
-    return page_files(archive, record=ctx.record, progress=ctx.progress, derived=ctx.derived(archive))
+    return page_files(archive, record=ctx.record, progress=ctx.progress, derived=ctx.derived)
 
 
 OUTPUTS = (

@@ -10,19 +10,17 @@ from publisher.digests import next_digest, remember
 from publisher.models import Problem
 
 if TYPE_CHECKING:
-    from publisher.outputs import Derived
     from publisher.pipeline import Archive
 
 
-def digest_files(archive: Archive, now: datetime, *, force: bool, record: bool,
-                 derived: Derived | None = None) -> tuple[dict[str, bytes], str | None, list[Problem]]:
+def digest_files(archive: Archive, now: datetime, *, force: bool,
+                 record: bool) -> tuple[dict[str, bytes], str | None, list[Problem]]:
     """Render the next digest (if any); returns the archive copies, the digest id and the articles the
     digest had to leave out (it goes without them)."""
     from publisher.render.digest import archive_copy, render_digest_checked
 
     settings, store = archive.settings, archive.store
-    newest = derived.newest() if derived else archive.newest()
-    digest = next_digest(newest, archive.identities, store, settings, now, archive.articles, force=force)
+    digest = next_digest(archive.newest(), archive.identities, store, settings, now, archive.articles, force=force)
     rendered, problems = render_digest_checked(digest, settings, settings.paths.templates) if digest else (None, [])
     if rendered and record:
         from publisher.deliver.journal import Journal

@@ -82,10 +82,9 @@ def _saved(archive: Archive) -> Saved | None:
     return saved
 
 
-def plan_archive(archive: Archive, derived: Derived | None = None) -> Plan:
+def plan_archive(archive: Archive) -> Plan:
     """The subscription documents' articles and the archive pages, from the saved assignment."""
     feeds = archive.settings.feeds
-    newest = derived.newest() if derived else archive.newest()
     slugs = {archive.identities[s].id: s for s in archive.entries}
     saved = _saved(archive)
     pages: list[list[str]] = []
@@ -94,7 +93,7 @@ def plan_archive(archive: Archive, derived: Derived | None = None) -> Plan:
     elif saved is not None:
         log.info("feed archive: feeds.limit or feeds.archive_page changed; paging every article again")
     archived = {i for page in pages for i in page}
-    waiting = [s for s in newest if archive.identities[s].id not in archived]
+    waiting = [s for s in archive.newest() if archive.identities[s].id not in archived]
     rest = sorted(waiting[feeds.limit:], key=lambda s: _age(archive, s))
     append(pages, [archive.identities[s].id for s in rest], feeds.archive_page)
     return Plan(waiting[:feeds.limit], pages, slugs, saved.files if saved is not None else {})

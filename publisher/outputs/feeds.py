@@ -60,8 +60,7 @@ def feed_files(archive: Archive, slugs: list[str], history: History | None, *,
 def feed_made(archive: Archive, *, record: bool, derived: Derived | None = None) -> Made:
     """The subscription documents (the newest `feeds.limit` articles not archived yet) and their RFC 5005
     archive documents (publisher.outputs.feed_archive), with the articles either left out."""
-    derived = derived or Derived(archive)
-    plan = plan_archive(archive, derived)
+    plan = plan_archive(archive)
     files, problems = feed_files(archive, plan.subscription, subscription_history(archive.settings, plan),
                                  record=record)
     made = archive_made(archive, plan, record=record, derived=derived)

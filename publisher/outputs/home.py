@@ -66,10 +66,10 @@ class Plan:
     shared: tuple[object, ...]
 
 
-def plan(archive: Archive, derived: Derived | None = None) -> Plan:
+def plan(archive: Archive) -> Plan:
     """The articles by month (months in the site's timezone) once they no longer fit on the home page."""
     settings = archive.settings
-    newest = derived.newest() if derived else archive.newest()
+    newest = archive.newest()
     months = by_month(archive, newest) if len(newest) > settings.feeds.limit else {}
     shared = (__version__, templates_key(settings.paths.templates), settings.site, settings.feeds)
     return Plan(newest, months, [Month(key, len(slugs)) for key, slugs in months.items()], shared)
@@ -79,9 +79,8 @@ def home_made(archive: Archive, *, record: bool, derived: Derived | None = None)
     """home_files(), the earlier pages of each month (`month_pages`), and the archive pages made before
     that are made no more (`gone`: a month whose articles all went, or every month once the articles fit on
     the home page again, or the earlier pages of a month that shrank)."""
-    derived = derived or Derived(archive)
-    shown = plan(archive, derived)
-    made = Made(files=_home_files(archive, shown, derived, record=record))
+    shown = plan(archive)
+    made = Made(files=_home_files(archive, shown, derived or Derived(archive), record=record))
     month_pages(archive, shown, made, record=record)
     pages = sorted(name for name in [*made.files, *made.written, *made.kept] if name.startswith(f"{ARCHIVE_DIR}/"))
     saved = archive.store.meta_get(PAGES_ROW)
@@ -95,8 +94,7 @@ def home_made(archive: Archive, *, record: bool, derived: Derived | None = None)
 def home_files(archive: Archive, *, record: bool) -> dict[str, bytes]:
     """index.html and, past `feeds.limit` articles, archive/YYYY-MM/index.html for every month (the month's
     newest articles: see `split_month`; its earlier pages are made by home_made)."""
-    derived = Derived(archive)
-    return _home_files(archive, plan(archive, derived), derived, record=record)
+    return _home_files(archive, plan(archive), Derived(archive), record=record)
 
 
 def _home_files(archive: Archive, shown: Plan, derived: Derived, *, record: bool) -> dict[str, bytes]:

@@ -111,14 +111,14 @@ def _name(spellings: Counter[str]) -> str:
     return min(spellings, key=lambda s: (-spellings[s], s))
 
 
-def tag_index(archive: Archive, derived: Derived | None = None) -> TagIndex:
-    """The tags that have feeds (`feeds.tag_min` articles or more), and the warnings. `derived`: the
-    run's articles newest first (one sort a run); a run asks for the index once (Derived.tags)."""
+def tag_index(archive: Archive) -> TagIndex:
+    """The tags that have feeds (`feeds.tag_min` articles or more), and the warnings (a run asks for the
+    index once: outputs.Derived.tags)."""
     index = TagIndex()
     if archive.settings.feeds.tag_min <= 0:
         return index
     by_slug: dict[str, list[str]] = {}
-    newest = derived.newest() if derived else archive.newest()
+    newest = archive.newest()
     seen = _seen_tags(archive, newest)
     for key in sorted(seen):
         by_slug.setdefault(slugify(key), []).append(key)
