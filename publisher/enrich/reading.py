@@ -175,15 +175,10 @@ def _lists(entries: Mapping[str, Entry], found: Mapping[str, list[str]], similar
     lists: dict[str, list[tuple[str, float | None, str]]] = {}
     threshold, count, no_links = settings.threshold, settings.count, ()
     for slug in entries:
-        refs = found.get(slug)
-        if not refs:  # nearly every article: its similar ones only
-            kept: list[tuple[str, float | None, str]] = [(s, score, reason) for s, score, reason in similar.get(
-                slug, no_links) if score >= threshold and s in entries]
-            lists[slug] = kept[:count]
-            continue
+        refs = found.get(slug, no_links)
         items: list[tuple[str, float | None, str]] = [(s, None, "source reference") for s in refs]
         items += [(s, score, reason) for s, score, reason in similar.get(slug, no_links)
-                  if s not in refs and s in entries and score >= threshold]
+                  if score >= threshold and s in entries and s not in refs]
         lists[slug] = items[: max(count, len(refs))]
     return lists
 
