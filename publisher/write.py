@@ -165,16 +165,14 @@ def _backup(path: Path) -> Path | None:
     return backup
 
 
-def _stage(root: Path, names: Sequence[str], targets: Mapping[str, Path], files: Mapping[str, bytes], *,
-           sync: bool = True) -> list[_Swap]:
-    """Every new file written to a temporary file (fsynced; a large set with one sync of the file system
-    instead of one per file; none when `sync` is False); on failure the temporary files are removed."""
+def _stage(root: Path, names: Sequence[str], targets: Mapping[str, Path], files: Mapping[str, bytes]) -> list[_Swap]:
+    """Every new file written to a temporary file, not synced yet (`write_outputs` makes the whole set
+    durable at once, `_durable`); on failure the temporary files are removed."""
     swaps: list[_Swap] = []
-    each = sync and len(names) < BATCH_FROM
     for name in names:
         try:
             _clear_stale(targets[name])
-            swaps.append(_Swap(name, targets[name], _temp(targets[name], files[name], sync=each)))
+            swaps.append(_Swap(name, targets[name], _temp(targets[name], files[name], sync=False)))
         except OSError as e:
             _discard(swaps)
             raise OutputError(f"{root / name}: cannot write: {e.strerror or e}; no file was replaced",
@@ -182,8 +180,6 @@ def _stage(root: Path, names: Sequence[str], targets: Mapping[str, Path], files:
         except BaseException:  # interrupted (Ctrl-C): no debris
             _discard(swaps)
             raise
-    if sync and not each:
-        os.sync()
     return swaps
 
 
@@ -201,7 +197,8 @@ def _commit(root: Path, swaps: Sequence[_Swap]) -> None:
         except BaseException:  # interrupted (Ctrl-C): the old set back, then stop
             _rollback(swaps)
             raise
-    folders = sorted({folder for swap in swaps for folder in _up_to(root, swap.path.parent)})
+    top = Path(os.path.realpath(root))
+    folders = sorted({folder for swap in swaps for folder in _up_to(top, swap.path.parent)})
     if len(folders) >= BATCH_FROM:  # many folders (article pages): one sync of the file system
         os.sync()
     for folder in folders if len(folders) < BATCH_FROM else ():
@@ -209,10 +206,10 @@ def _commit(root: Path, swaps: Sequence[_Swap]) -> None:
     _discard(swaps)
 
 
-def _up_to(root: Path, folder: Path) -> list[Path]:
-    """`folder` and the folders above it up to the output folder: a folder made for a new file (a page's
-    `posts/<slug>/`, a tag's `tags/<tag>/`) is durable only once the folder that lists it is synced too."""
-    top = Path(os.path.realpath(root))
+def _up_to(top: Path, folder: Path) -> list[Path]:
+    """`folder` and the folders above it up to the output folder `top` (its real path): a folder made for
+    a new file (a page's `posts/<slug>/`, a tag's `tags/<tag>/`) is durable only once the folder that
+    lists it is synced too."""
     chain = [folder]
     while chain[-1] != top and top in chain[-1].parents:
         chain.append(chain[-1].parent)
@@ -265,7 +262,7 @@ def stage_outputs(root: Path, files: Mapping[str, bytes]) -> tuple[Staged, list[
     folders: dict[Path, Path] = {}
     targets = {name: safe_join(root, name, folders) for name in written}
     _mkdir(root)
-    return Staged(_stage(root, written, targets, files, sync=False)), unchanged
+    return Staged(_stage(root, written, targets, files)), unchanged
 
 
 def _mkdir(root: Path) -> None:
@@ -291,7 +288,7 @@ def write_outputs(root: Path, files: Mapping[str, bytes], staged: Sequence[Stage
         _discard(extra)
         raise
     try:
-        _durable([swap.temp for swap in extra])  # staged without an fsync each: made durable here
+        _durable([swap.temp for swap in [*swaps, *extra]])
     except OSError as e:
         _discard([*swaps, *extra])
         raise OutputError(f"{root}: cannot make the new files durable: {e.strerror or e}; no file was replaced",
