@@ -85,7 +85,7 @@ def _apscheduler() -> Any:
     BaseTrigger.register(CronSchedule)
 
     class Scheduler(BlockingScheduler):  # type: ignore[misc]
-        """A BlockingScheduler safe to shut down from another thread (a signal's). In APScheduler 3,
+        """A BlockingScheduler safe to shut down from another thread (a stop signal's). In APScheduler 3,
         shutdown() changes the state while the main loop may be submitting due jobs (then remove_job
         fails and the loop dies), and the loop looks for due jobs once more after shutdown (a job due
         then goes to the stopped executor, fails, and its next run time is advanced: a lost run). Here
@@ -123,7 +123,7 @@ def _human(seconds: float) -> str:
 
 
 class Service:
-    """The `publisher schedule` process: `run_forever()` or `run_once()`; `stop()` is safe in a signal handler."""
+    """The `publisher schedule` process: `run_forever()` or `run_once()`; `stop()` from any thread."""
 
     def __init__(self, settings: Settings, plan: ScheduleSettings, lease: float = LEASE) -> None:
         self.settings, self.plan, self.lease = settings, plan, lease
@@ -210,7 +210,8 @@ class Service:
         return self.results[0] if self.results else RunResult(130, "stopped before the run started")
 
     def stop(self, signum: int) -> None:
-        """From a signal handler: a run in progress finishes its current message; then the scheduler exits."""
+        """On a stop signal (called from publisher.stopsignals' thread, never from a Python signal handler:
+        it takes locks): a run in progress finishes its current message; then the scheduler exits."""
         if not STOP.is_set():
             STOP.set()
             log.warning("%s received: stopping (a run in progress finishes its current message first)",

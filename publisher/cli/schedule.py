@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from publisher import stopsignals
 from publisher.cli.options import clock_option, config_option, fail, parse_clock
 
 if TYPE_CHECKING:
@@ -78,11 +78,10 @@ def schedule(config: Path | None, count: int | None, once: bool, clock: str | No
     _log_runs()
     service = Service(settings, plan, lease)
     STOP.clear()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda number, _frame: service.stop(number))
     try:
-        if once:
-            sys.exit(service.run_once().exit_code)
-        service.run_forever()
+        with stopsignals.calling(service.stop):  # from a thread: a stop may take locks (see stopsignals)
+            if once:
+                sys.exit(service.run_once().exit_code)
+            service.run_forever()
     except PublisherError as e:
         fail(e, e.exit_code)
