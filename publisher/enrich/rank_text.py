@@ -9,8 +9,12 @@ that scikit-learn also ships). A model is fitted on the archive (the LSA basis o
 - BM25 weights: w = tf (K1 + 1) / (tf + K1 (1 - B + B dl / avgdl)) x idf, with idf = ln(1 + (N - df +
   0.5) / (df + 0.5)), dl the article's count of vocabulary words and avgdl the archive's mean; rows L2
   normalised. A row depends only on its own text and the fitted model;
-- LSA basis: a DIMS-dimensional truncated SVD of a sample's BM25 rows (randomised with a fixed seed,
-  exact on small samples).
+- LSA basis: a truncated SVD of a sample's BM25 rows (randomised with a fixed seed, exact on small
+  samples): of every dimension on samples of at most DIMS articles (there the latent cosine is the
+  lexical one, and the feedback of `rank_job` does the topic work), else of min(DIMS, articles //
+  DIMS_SHARE) dimensions (DIMS from 500 articles on). With DIMS dimensions for 101-499 articles the
+  space keeps almost every direction and finds no topics: p@5 dropped by 0.01-0.02 on 200-300 article
+  samples of both corpora.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ SMALL_ARCHIVE = 100  # below this, keep rare and very common words (min_df=1, ma
 MIN_DF = 2
 MAX_DF = 0.5
 K1, B = 1.2, 0.75  # BM25 term-frequency saturation and length normalisation
-DIMS = 100  # LSA dimensions
+DIMS = 100  # LSA dimensions (at most)
+DIMS_SHARE = 5  # above DIMS articles, at most one dimension per this many of them (so DIMS from 500 on)
 SVD_ITER = 2  # power iterations of the randomised SVD
 SVD_OVERSAMPLE = 10
 SVD_SEED = 0
@@ -191,13 +196,19 @@ def basis(weighted: sp.csr_matrix) -> Floats32:
         _, s, vt = np.linalg.svd(weighted.toarray(), full_matrices=False)
         keep = s > s[0] * 1e-10 if s.size and s[0] > 0 else np.zeros(s.size, dtype=bool)
         return np.ascontiguousarray(vt[keep], dtype=np.float32)
+    dims = dimensions(rows)
     rng = np.random.default_rng(SVD_SEED)
-    q, _ = np.linalg.qr(weighted @ rng.standard_normal((cols, DIMS + SVD_OVERSAMPLE)))
+    q, _ = np.linalg.qr(weighted @ rng.standard_normal((cols, dims + SVD_OVERSAMPLE)))
     for _ in range(SVD_ITER):
         q, _ = np.linalg.qr(weighted.T @ q)
         q, _ = np.linalg.qr(weighted @ q)
     _, _, vt = np.linalg.svd(np.asarray(weighted.T @ q).T, full_matrices=False)
-    return np.ascontiguousarray(vt[:DIMS], dtype=np.float32)
+    return np.ascontiguousarray(vt[:dims], dtype=np.float32)
+
+
+def dimensions(rows: int) -> int:
+    """LSA dimensions of a basis fitted on more than DIMS rows: one per DIMS_SHARE rows, at most DIMS."""
+    return min(DIMS, rows // DIMS_SHARE)
 
 
 def project(weighted: sp.csr_matrix, lsa: Floats32) -> Floats32:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from publisher.store import Store
 
 log = logging.getLogger(__name__)
-RANK_VERSION = "2"  # bump when the ranker changes: cached lists are then ranked again
+RANK_VERSION = "3"  # bump when the ranker changes: cached lists are then ranked again
 TEXT_CHUNK = 500  # articles whose HTML is read from the state at a time
 UNSAVED_MAX = 200  # articles the stored index may lack (each run folds them in again) before it is saved
 Ranked = list[tuple[str, float, str]]  # (slug, score, reason)
@@ -125,8 +125,8 @@ def _rank(need: list[str], entries: Mapping[str, Entry], identities: Mapping[str
 
 def _stored_index(store: Store) -> tuple[dict[str, str], RelatedIndex] | None:
     """The index kept in the state, or None (a new one is built) when there is none or it is unreadable:
-    corrupt, or written by an older format."""
-    from publisher.enrich.related import RelatedIndex
+    corrupt (a warning), or stored by an earlier version of the ranker (built again once, said with -v)."""
+    from publisher.enrich.related import EarlierFormat, RelatedIndex
 
     try:
         stored = store.related_index()
@@ -136,6 +136,10 @@ def _stored_index(store: Store) -> tuple[dict[str, str], RelatedIndex] | None:
         if not isinstance(hashes, dict):
             raise ValueError("the article hashes are not a JSON object")
         return {str(k): str(v) for k, v in hashes.items()}, RelatedIndex.from_bytes(data)
+    except EarlierFormat as e:
+        log.info("related reading: the index in the state database was made by an earlier version (%s); "
+                 "building it again", e)
+        return None
     except ValueError as e:  # json.JSONDecodeError is a ValueError too
         log.warning("related reading: the index in the state database cannot be used (%s); rebuilding it", e)
         return None
