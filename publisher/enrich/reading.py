@@ -126,7 +126,8 @@ def _rank(need: list[str], entries: Mapping[str, Entry], identities: Mapping[str
 def _stored_index(store: Store) -> tuple[dict[str, str], RelatedIndex] | None:
     """The index kept in the state, or None (a new one is built) when there is none or it is unreadable:
     corrupt (a warning), or stored by an earlier version of the ranker (built again once, said with -v)."""
-    from publisher.enrich.related import EarlierFormat, RelatedIndex
+    from publisher.enrich.index_format import EarlierFormat
+    from publisher.enrich.related import RelatedIndex
 
     try:
         stored = store.related_index()

@@ -30,7 +30,7 @@ Method (content only, no model download, no labels; NumPy and scipy.sparse, see 
 
 `rank_all` fits a model on the given archive and ranks every article. `RelatedIndex` keeps the fitted
 model and the article vectors so that new articles can be ranked without refitting (`rank_new`); it
-round-trips through `to_bytes`/`from_bytes` (a NumPy .npz, no pickle). The vocabulary, idf, mean length
+round-trips through `to_bytes`/`from_bytes` (NumPy arrays, no pickle: `index_format`). The vocabulary, idf, mean length
 and LSA basis stay as fitted at `build` time: `rank_new` gives exactly what a full `rank` of the grown
 index gives for the new articles, but can differ slightly from `rank_all` over the old and new articles,
 which refits. Rebuild when `stale` says the archive has grown well past what the model was fitted on.
@@ -38,9 +38,7 @@ which refits. Rebuild when `stale` says the archive has grown well past what the
 
 from __future__ import annotations
 
-import io
 import math
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -49,12 +47,11 @@ import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 
-from publisher.enrich import heap, rank_job, rank_text
+from publisher.enrich import heap, index_format, rank_job, rank_text
 from publisher.enrich.rank_job import Job, Reason
 
 Step = Callable[[int], None]  # told how many more steps (articles) are done
 
-FORMAT_VERSION = 3  # 3: titles weighted (TITLE_WEIGHT); an index of another version is built again
 TITLE_WEIGHT = 3  # a title's words count this many times: 20NG p@5 0.810 -> 0.840, BBC unchanged
 FIT_SAMPLE = 20_000  # larger archives fit the LSA basis on an evenly spaced sample of exactly this many articles
 FOLD_CHUNK = 500  # articles folded into the fitted model at a time
@@ -99,27 +96,9 @@ def _norm_tags(tags: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted({" ".join(t.split()).casefold() for t in tags} - {""}))
 
 
-class EarlierFormat(ValueError):
-    """An index stored by an earlier version of the ranker: built again once, as expected after an upgrade."""
-
-
 def _text(doc: RankDoc) -> str:
     """The words ranked: the title TITLE_WEIGHT times (a field boost, as BM25F gives one), tags, body."""
     return "\n".join((*[doc.title] * TITLE_WEIGHT, " ".join(doc.tags), doc.text))
-
-
-def _pack(strings: Sequence[str]) -> tuple[NDArray[np.uint8], Ints]:
-    """Strings -> (UTF-8 bytes, end offsets): storable without pickle."""
-    encoded = [s.encode("utf-8") for s in strings]
-    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-    ends = np.cumsum(np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded)))
-    return blob, ends.astype(np.int64)
-
-
-def _unpack(blob: NDArray[np.uint8], ends: Ints) -> list[str]:
-    data = blob.tobytes()
-    starts = [0, *ends[:-1].tolist()] if ends.size else []
-    return [data[a:b].decode("utf-8") for a, b in zip(starts, ends.tolist(), strict=True)]
 
 
 
@@ -237,7 +216,7 @@ class RelatedIndex:
             self._tags.append(_norm_tags(doc.tags))
         self._published = np.concatenate([self._published, [d.published for d in docs]]).astype(np.float64)
         self._vectors = np.concatenate([self._vectors, vectors])
-        self._lexical = sp.csr_matrix(sp.vstack([self._lexical, lexical], format="csr"), dtype=np.float32)
+        self._lexical = _stacked(self._lexical, lexical)
 
     def add(self, docs: Sequence[RankDoc]) -> None:
         """Fold `docs` in with the fitted model; a doc whose key is already indexed replaces it."""
@@ -248,7 +227,8 @@ class RelatedIndex:
         n = len(self._keys)
         fresh = [i for i, d in enumerate(docs) if d.key not in self._row]
         replaced = [(self._row[d.key], i) for i, d in enumerate(docs) if d.key in self._row]
-        if replaced:
+        if replaced:  # changed in place: copies first (a restored index's arrays are views of the stored bytes)
+            self._vectors, self._published = self._vectors.copy(), self._published.copy()
             source = np.arange(n, dtype=np.int64)
             for row, i in replaced:
                 source[row] = n + i
@@ -376,51 +356,53 @@ class RelatedIndex:
         return self._changed > STALE_SHARE * max(self._fitted, 1)
 
     def to_bytes(self) -> bytes:
-        """The index as an uncompressed .npz (arrays only, no pickle)."""
+        """The index as stored in the state (`index_format`: arrays only, no pickle)."""
         model, lexical = self._model, self._lexical
-        terms, term_ends = _pack(model.terms)
-        keys, key_ends = _pack(self._keys)
-        tags, tag_ends = _pack([t for tags in self._tags for t in tags])
-        buffer = io.BytesIO()
-        np.savez(buffer, version=np.array([FORMAT_VERSION, self._fitted, self._changed], dtype=np.int64),
-                 terms=terms, term_ends=term_ends, idf=model.idf, avgdl=np.array([model.avgdl]),
-                 basis=model.basis, keys=keys, key_ends=key_ends, published=self._published,
-                 vectors=self._vectors, lex_data=lexical.data.astype(np.float32),
-                 lex_indices=lexical.indices.astype(np.int32), lex_indptr=lexical.indptr.astype(np.int64),
-                 tags=tags, tag_ends=tag_ends, tag_counts=np.array([len(t) for t in self._tags], dtype=np.int64))
-        return buffer.getvalue()
+        terms, term_ends = index_format.pack(model.terms)
+        keys, key_ends = index_format.pack(self._keys)
+        tags, tag_ends = index_format.pack([t for tags in self._tags for t in tags])
+        return index_format.encode(self._fitted, self._changed, {
+            "terms": terms, "term_ends": term_ends, "idf": model.idf, "avgdl": np.array([model.avgdl]),
+            "basis": model.basis, "keys": keys, "key_ends": key_ends, "published": self._published,
+            "vectors": self._vectors, "lex_data": lexical.data.astype(np.float32),
+            "lex_indices": lexical.indices.astype(np.int32), "lex_indptr": lexical.indptr.astype(np.int64),
+            "tags": tags, "tag_ends": tag_ends,
+            "tag_counts": np.array([len(t) for t in self._tags], dtype=np.int64)})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RelatedIndex:
-        """Restore `to_bytes()` output; ValueError when it is not an index of this format version."""
+        """Restore `to_bytes()` output; index_format.EarlierFormat for an index of an earlier format, else
+        ValueError when it is not an index of this format version."""
+        stored = index_format.decode(data)
+        arrays = stored.arrays
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                arrays = {name: z[name] for name in z.files}
-            version, fitted, changed = (int(v) for v in arrays["version"])
-            if version < FORMAT_VERSION:
-                raise EarlierFormat(f"format {version}, this ranker's is {FORMAT_VERSION}")
-            if version != FORMAT_VERSION:
-                raise ValueError(f"format {version}, expected {FORMAT_VERSION}")
-            flat = iter(_unpack(arrays["tags"], arrays["tag_ends"]))
+            flat = iter(index_format.unpack(arrays["tags"], arrays["tag_ends"]))
             tags = [tuple(next(flat) for _ in range(k)) for k in arrays["tag_counts"].tolist()]
-            terms = _unpack(arrays["terms"], arrays["term_ends"])
+            terms = index_format.unpack(arrays["terms"], arrays["term_ends"])
             model = _Model(terms, arrays["idf"].astype(np.float64, copy=False), float(arrays["avgdl"][0]),
                            arrays["basis"].astype(np.float32, copy=False))
-            keys = _unpack(arrays["keys"], arrays["key_ends"])
+            keys = index_format.unpack(arrays["keys"], arrays["key_ends"])
             lexical = sp.csr_matrix((arrays["lex_data"].astype(np.float32, copy=False), arrays["lex_indices"],
                                      arrays["lex_indptr"]), shape=(len(keys), len(terms)))
             index = cls(model=model, keys=keys, published=arrays["published"].astype(np.float64, copy=False),
                         tags=tags, vectors=arrays["vectors"].astype(np.float32, copy=False), lexical=lexical,
-                        fitted=fitted, changed=changed)
-        except EarlierFormat:
-            raise
-        except (OSError, ValueError, KeyError, IndexError, EOFError, StopIteration, zipfile.BadZipFile) as e:
+                        fitted=stored.fitted, changed=stored.changed)
+        except (ValueError, KeyError, IndexError, StopIteration, UnicodeDecodeError) as e:
             raise ValueError(f"not a related-reading index: {e}") from e
         n, (dims, width) = len(index._keys), model.basis.shape
         if (index._vectors.shape != (n, dims) or index._published.shape != (n,) or len(index._tags) != n
                 or model.idf.shape != (width,) or len(model.terms) != width or len(index._row) != n):
             raise ValueError("not a related-reading index: inconsistent shapes")
         return index
+
+
+def _stacked(top: sp.csr_matrix, bottom: sp.csr_matrix) -> sp.csr_matrix:
+    """The rows of `top`, then those of `bottom` (float32, as wide as `top`): their arrays joined, which is
+    what scipy's vstack gives, without its general checks and conversions (a third of adding an article)."""
+    indptr = np.concatenate([top.indptr.astype(np.int64), bottom.indptr[1:].astype(np.int64) + top.indptr[-1]])
+    data = np.concatenate([top.data, bottom.data]).astype(np.float32, copy=False)
+    indices = np.concatenate([top.indices.astype(np.int32, copy=False), bottom.indices.astype(np.int32, copy=False)])
+    return sp.csr_matrix((data, indices, indptr), shape=(top.shape[0] + bottom.shape[0], top.shape[1]))
 
 
 def _checked(docs: Iterable[RankDoc]) -> list[RankDoc]:
