@@ -11,7 +11,9 @@ the whole article as the query, each occurrence of a word counting). A corpus is
 BBC corpus's 98 pairs of identical texts stay in: a twin ranked first counts as a hit. Labels are used
 for this measurement only, never for fitting.
 
-Not tuned on (the corpora kept aside are not here; these stand in for them): random samples of 100,
+Other shapes of archive, drawn from the same two corpora (the corpora kept aside are not here; these are
+no substitute for held-out data: TITLE_WEIGHT was chosen on 20 Newsgroups and the LSA dimensions of
+small archives on samples of 200-300 articles of both): random samples of 100,
 300 and 1,000 articles (a small site; 3 seeds each, the smallest margin shown), and each family of
 close 20 Newsgroups groups on its own (comp.*, rec.*, sci.*, talk.*, and the three religion groups:
 fine-grained classes). `--no-proxies` skips them.
@@ -190,7 +192,8 @@ def hierarchy(label: str) -> str:
 
 
 def proxies(root: Path, count: int) -> list[str]:
-    """Table rows for corpora not tuned on, made from this one: random samples of a small site's size
+    """Table rows for other shapes of archive drawn from this corpus (not held out: see the module
+    docstring): random samples of a small site's size
     (SAMPLE_SEEDS each), and, for a corpus of dotted group names, each family of close groups on its own
     (fine-grained classes). Each row: the mean p@count, and the smallest margin over the seeds."""
     corpus = read_corpus(root)
@@ -244,7 +247,7 @@ def main() -> int:
         for line in quality(root, count):
             print(line, flush=True)
     if args.proxies:
-        print(f"\n| not tuned on | publisher p@{count} | TF-IDF | BM25 | smallest margin (target "
+        print(f"\n| other shapes, same corpora | publisher p@{count} | TF-IDF | BM25 | smallest margin (target "
               f"{TARGETS['margin']}) |")
         print("|---|---|---|---|---|")
         for root in args.corpus:
@@ -274,7 +277,7 @@ def main() -> int:
     key, _, title, body = corpus[len(corpus) // 3]
     newest = T0 + COPIES * DAY
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "related.npz"
+        path = Path(tmp) / "related.index"
         path.write_bytes(blob)
         child = subprocess.run([sys.executable, "-c", CHILD, str(path), f"{title} (follow-up)", body, str(newest),
                                 str(count)], cwd=REPO, capture_output=True, text=True, check=True)

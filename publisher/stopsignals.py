@@ -10,12 +10,14 @@ handler does nothing, and a thread reads the pipe and calls back: the callback m
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
+log = logging.getLogger("publisher.schedule")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _END = b"\0"  # no signal has the number 0: the reader's cue to end
 
@@ -27,28 +29,37 @@ def _ignore(_number: int, _frame: object) -> None:
 @contextmanager
 def calling(callback: Callable[[int], None], signals: Sequence[signal.Signals] = STOP_SIGNALS) -> Iterator[None]:
     """While inside: each of `signals` calls `callback(number)` from a thread of its own (one at a time,
-    in the order they came). Call from the main thread; the previous handlers come back on exit."""
-    read, write = os.pipe()
-    os.set_blocking(write, False)  # the wakeup fd must not block the signal handler
-    reader = threading.Thread(target=_deliver, args=(read, callback), name="publisher-signals", daemon=True)
-    reader.start()
-    previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-    previous = {number: signal.signal(number, _ignore) for number in signals}
-    try:
+    in the order they came). Call from the main thread; the previous handlers come back on exit. Other
+    signals that reach the wakeup pipe (any with a Python handler) are not passed on, and a callback that
+    fails is logged: the next signal is still handled."""
+    with ExitStack() as undo:
+        read, write = os.pipe()
+        undo.callback(os.close, read)
+        undo.callback(os.close, write)
+        os.set_blocking(write, False)  # the wakeup fd must not block the signal handler
+        previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)  # ValueError off the main thread
+        undo.callback(signal.set_wakeup_fd, previous_fd)
+        for number in signals:
+            undo.callback(signal.signal, number, signal.signal(number, _ignore))
+        reader = threading.Thread(target=_deliver, args=(read, callback, frozenset(signals)), name="publisher-signals",
+                                  daemon=True)
+        reader.start()
+        undo.callback(reader.join)
+        undo.callback(os.write, write, _END)  # undone first: the reader ends, then the handlers come back
         yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        signal.set_wakeup_fd(previous_fd)
-        os.write(write, _END)
-        reader.join()
-        os.close(read)
-        os.close(write)
 
 
-def _deliver(read: int, callback: Callable[[int], None]) -> None:
+def _deliver(read: int, callback: Callable[[int], None], wanted: frozenset[int]) -> None:
     while True:
         for number in os.read(read, 64):
             if number == 0:
                 return
-            callback(number)
+            if number in wanted:
+                _call(callback, number)
+
+
+def _call(callback: Callable[[int], None], number: int) -> None:
+    try:
+        callback(number)
+    except Exception:  # one failed stop must not leave the process deaf to the next signal
+        log.exception("handling signal %d failed", number)

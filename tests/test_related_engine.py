@@ -279,6 +279,33 @@ def test_index_round_trip_is_exact() -> None:
             RelatedIndex.from_bytes(junk)
 
 
+def test_an_index_whose_stored_arrays_are_of_another_kind_is_a_value_error() -> None:
+    """A one-character change of the header (an array's dtype or shape) is refused, not a TypeError later."""
+    blob = RelatedIndex.build(archive()).to_bytes()
+    for old, new in ((b'"tag_counts","<i8"', b'"tag_counts","<f8"'), (b'"key_ends","<i8"', b'"key_ends","<f8"'),
+                     (b'"avgdl","<f8",[1]', b'"avgdl","<f8",[0]')):
+        assert old in blob
+        with pytest.raises(ValueError):
+            RelatedIndex.from_bytes(blob.replace(old, new, 1))
+
+
+def _root(array: object) -> object:
+    while isinstance(array, np.ndarray) and array.base is not None:
+        array = array.base
+    return array
+
+
+def test_a_restored_index_lets_go_of_the_stored_bytes_once_an_article_is_added() -> None:
+    """Its arrays are views of the stored bytes until replaced; none may keep the whole blob alive after."""
+    docs = archive()
+    index = RelatedIndex.from_bytes(RelatedIndex.build(docs[:-1]).to_bytes())
+    assert isinstance(_root(index._vectors), memoryview)  # else this test proves nothing
+    index.add([docs[-1]])
+    kept = [index._vectors, index._published, index._lexical.data, index._lexical.indices, index._lexical.indptr,
+            index._model.idf, index._model.basis]
+    assert not [_root(a) for a in kept if isinstance(_root(a), memoryview)]
+
+
 def test_rank_all_equals_build_then_rank() -> None:
     docs = archive()
     assert rank_all(docs, 5, False) == RelatedIndex.build(docs).rank(None, 5, include_newer=False)

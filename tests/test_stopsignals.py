@@ -35,3 +35,47 @@ def test_a_signal_that_comes_while_the_main_thread_holds_the_callbacks_lock_is_h
     assert seen == [(signal.SIGTERM, True, False), (signal.SIGINT, True, False)]
     assert signal.getsignal(signal.SIGTERM) == before, "the previous handler is back"
     assert signal.set_wakeup_fd(-1) == -1, "the wakeup fd is given back"
+
+
+def test_only_the_stop_signals_are_passed_on_and_a_failed_callback_leaves_the_next_signal_handled() -> None:
+    seen: list[int] = []
+    called = threading.Event()
+
+    def callback(number: int) -> None:
+        seen.append(number)
+        called.set()
+        if len(seen) == 1:
+            raise RuntimeError("can't start new thread")  # as Thread.start may
+
+    other = signal.signal(signal.SIGUSR1, lambda _n, _f: None)  # a library's handler: its signals reach the pipe too
+    try:
+        with stopsignals.calling(callback):
+            os.kill(os.getpid(), signal.SIGUSR1)
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert called.wait(5)
+            called.clear()
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert called.wait(5), "the reader died with the first callback"
+    finally:
+        signal.signal(signal.SIGUSR1, other)
+    assert seen == [signal.SIGTERM, signal.SIGTERM]
+
+
+def test_entered_off_the_main_thread_it_refuses_and_leaves_no_pipe_or_thread_behind() -> None:
+    before = set(os.listdir("/proc/self/fd"))
+    threads = threading.active_count()
+    raised: list[BaseException] = []
+
+    def enter() -> None:
+        try:
+            with stopsignals.calling(lambda _n: None):
+                pass
+        except ValueError as e:
+            raised.append(e)
+
+    worker = threading.Thread(target=enter)
+    worker.start()
+    worker.join(5)
+    assert len(raised) == 1 and "main thread" in str(raised[0])
+    assert set(os.listdir("/proc/self/fd")) == before
+    assert threading.active_count() == threads

@@ -12,6 +12,8 @@ from publisher.enrich.sanitize import absolute, sanitize
 from publisher.errors import ArticleError
 from publisher.models import Document, Entry
 
+MODEL_VERSION = 3  # the related-reading model: its words (3: titles weighted), weights and fit. Bump it when
+# they change: a stored index of another model is fitted again, and every cached list is ranked again.
 SUMMARY_CHARS = 280
 WORDS_PER_MINUTE = 230
 TAG = re.compile(r"<[^>]+>")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from publisher.config import RelatedSettings
-from publisher.enrich import plain_text
+from publisher.enrich import MODEL_VERSION, plain_text
 from publisher.enrich.references import resolve
 from publisher.models import Entry, Identity, Problem
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from publisher.store import Store
 
 log = logging.getLogger(__name__)
-RANK_VERSION = "3"  # bump when the ranker changes: cached lists are then ranked again
+RANK_VERSION = "3"  # bump when the ranking (not the model: MODEL_VERSION) changes: cached lists are ranked again
 TEXT_CHUNK = 500  # articles whose HTML is read from the state at a time
 UNSAVED_MAX = 200  # articles the stored index may lack (each run folds them in again) before it is saved
 Ranked = list[tuple[str, float, str]]  # (slug, score, reason)
@@ -59,7 +59,7 @@ def _key(*parts: object) -> str:
 def _input_keys(entries: Mapping[str, Entry], settings: RelatedSettings) -> dict[str, str]:
     """What a cached list depends on: the article itself, or with include_newer the whole archive."""
     archive = _key(sorted((s, e.content_hash) for s, e in entries.items())) if settings.include_newer else ""
-    return {slug: _key(RANK_VERSION, e.content_hash, settings.count, settings.include_newer, archive)
+    return {slug: _key(RANK_VERSION, MODEL_VERSION, e.content_hash, settings.count, settings.include_newer, archive)
             for slug, e in entries.items()}
 
 

@@ -47,16 +47,21 @@ import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 
-from publisher.enrich import heap, index_format, rank_job, rank_text
+from publisher.enrich import MODEL_VERSION, heap, index_format, rank_job, rank_text
 from publisher.enrich.rank_job import Job, Reason
 
 Step = Callable[[int], None]  # told how many more steps (articles) are done
 
-TITLE_WEIGHT = 3  # a title's words count this many times: 20NG p@5 0.810 -> 0.840, BBC unchanged
+TITLE_WEIGHT = 3  # a title's words count this many times (MODEL_VERSION 3): 20NG p@5 0.810 -> 0.840, BBC the same
 FIT_SAMPLE = 20_000  # larger archives fit the LSA basis on an evenly spaced sample of exactly this many articles
 FOLD_CHUNK = 500  # articles folded into the fitted model at a time
 CHUNK_ELEMENTS = 1 << 20  # rows are ranked in chunks of about this many similarities (and 1/2 of it candidates x dims)
 STALE_SHARE = 0.1  # `stale` once more than this share of the fitted archive was added or changed
+ARRAYS = {  # what `to_bytes` stores: name -> (dtype, dimensions)
+    "terms": ("|u1", 1), "term_ends": ("<i8", 1), "idf": ("<f8", 1), "avgdl": ("<f8", 1), "basis": ("<f4", 2),
+    "keys": ("|u1", 1), "key_ends": ("<i8", 1), "published": ("<f8", 1), "vectors": ("<f4", 2),
+    "lex_data": ("<f4", 1), "lex_indices": ("<i4", 1), "lex_indptr": ("<i8", 1), "tags": ("|u1", 1),
+    "tag_ends": ("<i8", 1), "tag_counts": ("<i8", 1)}
 
 T = TypeVar("T")
 Floats = NDArray[np.float64]
@@ -216,7 +221,7 @@ class RelatedIndex:
             self._tags.append(_norm_tags(doc.tags))
         self._published = np.concatenate([self._published, [d.published for d in docs]]).astype(np.float64)
         self._vectors = np.concatenate([self._vectors, vectors])
-        self._lexical = _stacked(self._lexical, lexical)
+        self._lexical = rank_text.stacked(self._lexical, lexical)
 
     def add(self, docs: Sequence[RankDoc]) -> None:
         """Fold `docs` in with the fitted model; a doc whose key is already indexed replaces it."""
@@ -227,15 +232,15 @@ class RelatedIndex:
         n = len(self._keys)
         fresh = [i for i, d in enumerate(docs) if d.key not in self._row]
         replaced = [(self._row[d.key], i) for i, d in enumerate(docs) if d.key in self._row]
-        if replaced:  # changed in place: copies first (a restored index's arrays are views of the stored bytes)
-            self._vectors, self._published = self._vectors.copy(), self._published.copy()
+        if replaced:
+            self._vectors, self._published = rank_text.writable(self._vectors), rank_text.writable(self._published)
             source = np.arange(n, dtype=np.int64)
             for row, i in replaced:
                 source[row] = n + i
                 self._vectors[row] = vectors[i]
                 self._published[row] = docs[i].published
                 self._tags[row] = _norm_tags(docs[i].tags)
-            self._lexical = sp.csr_matrix(sp.vstack([self._lexical, lexical], format="csr")[source])
+            self._lexical = sp.csr_matrix(rank_text.stacked(self._lexical, lexical)[source])
         if fresh:
             self._append([docs[i] for i in fresh], lexical[fresh], vectors[fresh])
         self._changed += len(docs)
@@ -356,12 +361,12 @@ class RelatedIndex:
         return self._changed > STALE_SHARE * max(self._fitted, 1)
 
     def to_bytes(self) -> bytes:
-        """The index as stored in the state (`index_format`: arrays only, no pickle)."""
+        """The index as stored in the state (`index_format`: arrays only, no pickle; the ARRAYS)."""
         model, lexical = self._model, self._lexical
         terms, term_ends = index_format.pack(model.terms)
         keys, key_ends = index_format.pack(self._keys)
         tags, tag_ends = index_format.pack([t for tags in self._tags for t in tags])
-        return index_format.encode(self._fitted, self._changed, {
+        return index_format.encode(MODEL_VERSION, self._fitted, self._changed, {
             "terms": terms, "term_ends": term_ends, "idf": model.idf, "avgdl": np.array([model.avgdl]),
             "basis": model.basis, "keys": keys, "key_ends": key_ends, "published": self._published,
             "vectors": self._vectors, "lex_data": lexical.data.astype(np.float32),
@@ -371,38 +376,28 @@ class RelatedIndex:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RelatedIndex:
-        """Restore `to_bytes()` output; index_format.EarlierFormat for an index of an earlier format, else
-        ValueError when it is not an index of this format version."""
-        stored = index_format.decode(data)
-        arrays = stored.arrays
+        """Restore `to_bytes()` output; index_format.EarlierFormat for an index of an earlier model, else
+        ValueError when it is not an index of this one. The article arrays stay read-only views of `data`
+        until changed (`add` and `remove` make new ones; nothing may change them in place, and SciPy's
+        in-place clean-ups such as `eliminate_zeros` would fail on them); the model's are copied."""
+        arrays = (stored := index_format.decode(data, MODEL_VERSION, ARRAYS)).arrays
         try:
             flat = iter(index_format.unpack(arrays["tags"], arrays["tag_ends"]))
             tags = [tuple(next(flat) for _ in range(k)) for k in arrays["tag_counts"].tolist()]
             terms = index_format.unpack(arrays["terms"], arrays["term_ends"])
-            model = _Model(terms, arrays["idf"].astype(np.float64, copy=False), float(arrays["avgdl"][0]),
-                           arrays["basis"].astype(np.float32, copy=False))
+            model = _Model(terms, arrays["idf"].copy(), float(arrays["avgdl"][0]), arrays["basis"].copy())
             keys = index_format.unpack(arrays["keys"], arrays["key_ends"])
-            lexical = sp.csr_matrix((arrays["lex_data"].astype(np.float32, copy=False), arrays["lex_indices"],
-                                     arrays["lex_indptr"]), shape=(len(keys), len(terms)))
-            index = cls(model=model, keys=keys, published=arrays["published"].astype(np.float64, copy=False),
-                        tags=tags, vectors=arrays["vectors"].astype(np.float32, copy=False), lexical=lexical,
-                        fitted=stored.fitted, changed=stored.changed)
-        except (ValueError, KeyError, IndexError, StopIteration, UnicodeDecodeError) as e:
+            lexical = sp.csr_matrix((arrays["lex_data"], arrays["lex_indices"], arrays["lex_indptr"]),
+                                    shape=(len(keys), len(terms)))
+            index = cls(model=model, keys=keys, published=arrays["published"], tags=tags, vectors=arrays["vectors"],
+                        lexical=lexical, fitted=stored.fitted, changed=stored.changed)
+        except (ValueError, KeyError, IndexError, StopIteration) as e:
             raise ValueError(f"not a related-reading index: {e}") from e
         n, (dims, width) = len(index._keys), model.basis.shape
         if (index._vectors.shape != (n, dims) or index._published.shape != (n,) or len(index._tags) != n
                 or model.idf.shape != (width,) or len(model.terms) != width or len(index._row) != n):
             raise ValueError("not a related-reading index: inconsistent shapes")
         return index
-
-
-def _stacked(top: sp.csr_matrix, bottom: sp.csr_matrix) -> sp.csr_matrix:
-    """The rows of `top`, then those of `bottom` (float32, as wide as `top`): their arrays joined, which is
-    what scipy's vstack gives, without its general checks and conversions (a third of adding an article)."""
-    indptr = np.concatenate([top.indptr.astype(np.int64), bottom.indptr[1:].astype(np.int64) + top.indptr[-1]])
-    data = np.concatenate([top.data, bottom.data]).astype(np.float32, copy=False)
-    indices = np.concatenate([top.indices.astype(np.int32, copy=False), bottom.indices.astype(np.int32, copy=False)])
-    return sp.csr_matrix((data, indices, indptr), shape=(top.shape[0] + bottom.shape[0], top.shape[1]))
 
 
 def _checked(docs: Iterable[RankDoc]) -> list[RankDoc]:
