@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from publisher.config import Settings, load_settings
-from publisher.memo import _ENTRY_DATED, _IDENTITY_DATED, article_key, article_text
+from publisher.memo import _ENTRY_DATED, _IDENTITY_DATED, OnDisk, article_key, article_text
 from publisher.models import Entry, Identity
-from publisher.outputs import Context, Derived, OutputFolder, feed_archive, pages, reserved, tags
+from publisher.outputs import Context, Derived, feed_archive, pages, reserved, tags
 from publisher.pipeline import Archive, make_outputs, prepare
 from publisher.store import Store, open_store
 from tests.conftest import CLOCK, Site
@@ -148,11 +148,11 @@ def test_a_page_or_archive_document_deleted_or_resized_is_rendered_again(site: S
 
 
 def test_output_folder_answers_for_missing_folders_files_and_sizes(tmp_path: Path) -> None:
-    with OutputFolder(tmp_path / "none") as missing:
+    with OnDisk(tmp_path / "none") as missing:
         assert not missing.still_written("a/index.html", 0)
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "index.html").write_bytes(b"12345")
-    with OutputFolder(tmp_path) as folder:
+    with OnDisk(tmp_path) as folder:
         assert folder.still_written("a/index.html", 5)
         assert not folder.still_written("a/index.html", 4)
         assert not folder.still_written("b/index.html", 5)

@@ -26,9 +26,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from publisher import __version__
-from publisher.memo import memo_key
+from publisher.memo import OnDisk, memo_key
 from publisher.models import Article, Problem
-from publisher.outputs import ARCHIVE_FEEDS, Derived, Made, OutputFolder, Placed, place
+from publisher.outputs import ARCHIVE_FEEDS, Derived, Made, Placed, place
 from publisher.pool import map_pages
 from publisher.render import EPOCH, FILENAMES, History, render_feeds_checked, uri
 
@@ -155,7 +155,7 @@ def archive_made(archive: Archive, plan: Plan, *, record: bool, derived: Derived
     made, now = Made(), Written()
     shared = memo_key((__version__, settings.site))
     texts = (derived or Derived(archive)).texts()
-    with OutputFolder(settings.paths.output) as on_disk:
+    with OnDisk(settings.paths.output) as on_disk:
         jobs = [job for number in range(1, len(plan.pages) + 1)
                 if (job := _page(archive, plan, number, Keyed(shared, texts, on_disk), made, now)) is not None]
     for job, (placed, problems) in zip(jobs, render_pages(archive, jobs, record=record), strict=True):
@@ -182,7 +182,7 @@ class Keyed:
 
     shared: str
     texts: dict[str, str]
-    on_disk: OutputFolder
+    on_disk: OnDisk
 
 
 def _page(archive: Archive, plan: Plan, number: int, keyed: Keyed, made: Made, now: Written) -> Job | None:

@@ -28,8 +28,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from publisher import __version__
-from publisher.memo import memo_key, memoized, templates_key
-from publisher.outputs import Derived, Made, OutputFolder, Placed, place
+from publisher.memo import OnDisk, memo_key, memoized, templates_key
+from publisher.outputs import Derived, Made, Placed, place
 from publisher.pool import map_pages
 from publisher.render.archive import (
     ARCHIVE_DIR,
@@ -138,7 +138,7 @@ def month_pages(archive: Archive, shown: Plan, made: Made, *, record: bool) -> N
     known: dict[str, list[str | int]] = json.loads(saved) if saved else {}
     now: dict[str, list[str | int]] = {}
     jobs: list[tuple[str, str, tuple[Any, ...]]] = []  # name, key, the arguments of render_month_page
-    with OutputFolder(settings.paths.output) as on_disk:
+    with OnDisk(settings.paths.output) as on_disk:
         for position, month in enumerate(shown.index):
             older = shown.index[position + 1] if position + 1 < len(shown.index) else None
             _, earlier = split_month(month.key, shown.months[month.key])

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 from publisher import __version__
 from publisher.enrich.reading import Progress
 from publisher.errors import PublisherError
-from publisher.memo import article_text, memo_key, templates_key
+from publisher.memo import OnDisk, article_text, memo_key, templates_key
 from publisher.models import Article, Problem
-from publisher.outputs import Derived, Made, OutputFolder, Placed, page_name, place
+from publisher.outputs import Derived, Made, Placed, page_name, place
 from publisher.outputs.tags import TagIndex
 from publisher.pool import map_pages
 from publisher.tagslug import Topic
@@ -93,7 +93,7 @@ def _changed(archive: Archive, derived: Derived, known: Known, made: Made, now: 
     pairs = {slug: repr((slug, entry.title)) for slug, entry in entries.items()}
     start = hashlib.sha256(shared.encode())  # each key: the sha256 of shared + the page's inputs
     todo: list[tuple[str, str, str]] = []
-    with OutputFolder(settings.paths.output) as folder:
+    with OnDisk(settings.paths.output) as folder:
         for slug in sorted(entries):
             name = page_name(settings, slug)
             digest = start.copy()
