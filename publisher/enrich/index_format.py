@@ -130,6 +130,12 @@ def _view(buffer: memoryview, name: str, expected: tuple[str, int], dtype: str, 
     return np.frombuffer(buffer, dtype=dtype, count=count, offset=offset).reshape(shape)
 
 
+def writable(array: NDArray[Any]) -> Any:
+    """The array itself, or a copy of it when it is a read-only view of stored bytes (`decode`): what to
+    change in place."""
+    return array if array.flags.writeable else array.copy()
+
+
 def pack(strings: Sequence[str]) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
     """Strings -> (UTF-8 bytes, end offsets): storable as arrays."""
     encoded = [s.encode("utf-8") for s in strings]

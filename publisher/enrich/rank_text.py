@@ -24,7 +24,6 @@ import re
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
@@ -226,11 +225,6 @@ def project(weighted: sp.csr_matrix, lsa: Floats32) -> Floats32:
     norms = np.sqrt(np.einsum("ij,ij->i", z, z))
     norms[norms == 0] = 1.0
     return np.ascontiguousarray(z / norms[:, None], dtype=np.float32)
-
-
-def writable(array: NDArray[Any]) -> Any:
-    """The array itself, or a copy when it is read-only (a view of a stored index: `RelatedIndex.from_bytes`)."""
-    return array if array.flags.writeable else array.copy()
 
 
 def stacked(top: sp.csr_matrix, bottom: sp.csr_matrix) -> sp.csr_matrix:

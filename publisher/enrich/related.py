@@ -233,7 +233,8 @@ class RelatedIndex:
         fresh = [i for i, d in enumerate(docs) if d.key not in self._row]
         replaced = [(self._row[d.key], i) for i, d in enumerate(docs) if d.key in self._row]
         if replaced:
-            self._vectors, self._published = rank_text.writable(self._vectors), rank_text.writable(self._published)
+            self._vectors = index_format.writable(self._vectors)
+            self._published = index_format.writable(self._published)
             source = np.arange(n, dtype=np.int64)
             for row, i in replaced:
                 source[row] = n + i
@@ -391,7 +392,7 @@ class RelatedIndex:
                                     shape=(len(keys), len(terms)))
             index = cls(model=model, keys=keys, published=arrays["published"], tags=tags, vectors=arrays["vectors"],
                         lexical=lexical, fitted=stored.fitted, changed=stored.changed)
-        except (ValueError, KeyError, IndexError, StopIteration) as e:
+        except (ValueError, IndexError, StopIteration) as e:  # every array is there: decode checked them
             raise ValueError(f"not a related-reading index: {e}") from e
         n, (dims, width) = len(index._keys), model.basis.shape
         if (index._vectors.shape != (n, dims) or index._published.shape != (n,) or len(index._tags) != n
