@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from publisher.store import Store
 
 log = logging.getLogger(__name__)
-RANK_VERSION = "3"  # bump when the ranking (not the model: MODEL_VERSION) changes: cached lists are ranked again
+RANK_VERSION = "2"  # bump when the ranking (not the model: MODEL_VERSION) changes: cached lists are ranked again
 TEXT_CHUNK = 500  # articles whose HTML is read from the state at a time
 UNSAVED_MAX = 200  # articles the stored index may lack (each run folds them in again) before it is saved
 Ranked = list[tuple[str, float, str]]  # (slug, score, reason)
