@@ -218,6 +218,15 @@ def proxies(root: Path, count: int) -> list[str]:
             for name, ours, tfidf, bm25, worst in rows]
 
 
+def table(columns: list[str], rows: Callable[[Path, int], list[str]], corpora: list[Path], count: int) -> None:
+    """A Markdown table: its head, then the rows `rows` gives for each corpus, printed as they come."""
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for root in corpora:
+        for line in rows(root, count):
+            print(line, flush=True)
+
+
 def timed(fn: Callable[[], T]) -> tuple[T, float]:
     start = time.perf_counter()
     result = fn()
@@ -240,19 +249,13 @@ def main() -> int:
                         help="skip the small samples and the families of close groups")
     args = parser.parse_args()
     count = args.count
-    print(f"| corpus | publisher p@{count} | TF-IDF | BM25 | publisher, 10 daily batches | target (best + "
-          f"{TARGETS['margin']}) | publisher rank_all |")
-    print("|---|---|---|---|---|---|---|")
-    for root in args.corpus:
-        for line in quality(root, count):
-            print(line, flush=True)
+    margin = TARGETS["margin"]
+    table(["corpus", f"publisher p@{count}", "TF-IDF", "BM25", "publisher, 10 daily batches",
+           f"target (best + {margin})", "publisher rank_all"], quality, args.corpus, count)
     if args.proxies:
-        print(f"\n| other shapes, same corpora | publisher p@{count} | TF-IDF | BM25 | smallest margin (target "
-              f"{TARGETS['margin']}) |")
-        print("|---|---|---|---|---|")
-        for root in args.corpus:
-            for line in proxies(root, count):
-                print(line, flush=True)
+        print()
+        table(["other shapes, same corpora", f"publisher p@{count}", "TF-IDF", "BM25",
+               f"smallest margin (target {margin})"], proxies, args.corpus, count)
     print(f"peak RSS so far {peak_mb():.0f} MB")
     corpus = read_corpus(args.corpus[0])
     docs = [RankDoc(key, title, body, (), T0) for key, _, title, body in corpus]
