@@ -56,9 +56,8 @@ def unique_ids(entries: Sequence[Entry], known: dict[str, tuple[str, str]]) -> t
     refused: list[Problem] = []
     for ident, group in claims.items():
         holder = known.get(ident)  # (slug, source) of the article the state gave this id
-        if len(group) == 1 and (holder is None or group[0].slug == holder[0]):  # nearly every id: its own
-            continue
-        group.sort(key=lambda e: (holder is None or e.slug != holder[0], e.source))
+        if len(group) > 1:  # nearly every id has one claimant: nothing to sort
+            group.sort(key=lambda e: (holder is None or e.slug != holder[0], e.source))
         if holder is None or group[0].slug == holder[0]:
             keeper, first = group[0].source, group[0].source
         else:
