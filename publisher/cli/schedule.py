@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from publisher import stopsignals
 from publisher.cli.options import clock_option, config_option, fail, parse_clock
 
 if TYPE_CHECKING:
@@ -60,6 +59,7 @@ def schedule(config: Path | None, count: int | None, once: bool, clock: str | No
     others wait and take over within 30 s when the leader dies.
     --clock only applies to --next.
     """
+    from publisher import stopsignals
     from publisher.errors import PublisherError
     from publisher.schedule import STOP, load_settings
     from publisher.schedule_service import Service
