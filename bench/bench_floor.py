@@ -11,7 +11,9 @@ measures, beside Hugo's build of the same articles:
   (the HTML sanitizer) cleaning the article's HTML;
 - feedgen: CPU seconds of feedgen writing every article once into RSS and once into Atom, in documents
   of 100 (the archive pages), with only the calls each item needs (id, title, link, dates, content);
-- rank (related only): wall time of `related.rank_all`, 5 links for every article.
+- rank (related only): wall time of `related.rank_all`, 5 links for every article;
+- pages (related only): wall time of writing a page per article as publisher writes any file (a folder
+  per page, a temporary file renamed into place), with the median page size of that build.
 
 The floor assumes the CPU work splits perfectly over every core and that nothing else costs anything
 (no state, no pages, no writing): imports + (parse + feedgen) / cores [+ rank]. It is a lower bound of
@@ -156,6 +158,25 @@ def rank_wall(items: Sequence[tuple[str, str, str, datetime]]) -> float:
     return time.perf_counter() - start
 
 
+def pages_wall(folder: Path, count: int, size: int) -> float:
+    """Wall time of writing `count` pages of `size` bytes, each in its own new folder, atomically."""
+    body = b"x" * size
+    start = time.perf_counter()
+    for number in range(count):
+        page = folder / f"page-{number}"
+        page.mkdir()
+        handle, temp = tempfile.mkstemp(dir=page, prefix=".index.html.")
+        with os.fdopen(handle, "wb") as file:
+            file.write(body)
+        os.replace(temp, page / "index.html")
+    return time.perf_counter() - start
+
+
+def median_page(root: Path) -> int:
+    sizes = [p.stat().st_size for p in (root / "feeds").rglob("index.html")]
+    return int(statistics.median(sizes)) if sizes else 0
+
+
 def measure(corpus: Path, files: Sequence[Path], size: int, runs: int, *, related: bool) -> Floor:
     what = f"cold, {size:,} articles, " + ("5 related links per article" if related else "feeds only")
     print(what, flush=True)
@@ -174,6 +195,8 @@ def measure(corpus: Path, files: Sequence[Path], size: int, runs: int, *, relate
                  f"feedgen / {cores} cores": feedgen / cores}
         if related:
             parts["rank"] = rank_wall(items)
+            (Path(tmp) / "pages").mkdir()
+            parts[f"pages / {cores} cores"] = pages_wall(Path(tmp) / "pages", len(items), median_page(ours)) / cores
     for name, seconds in parts.items():
         print(f"  {name}: {seconds:.2f} s", flush=True)
     return Floor(what, theirs, mine, parts, len(items), cores, feedgen + given)
