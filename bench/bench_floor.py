@@ -46,6 +46,7 @@ from bench_vs_hugo import (
     cold_hugo,
     cold_publisher,
     hugo_site,
+    label,
     publisher_site,
     repeated,
     sources,
@@ -178,7 +179,7 @@ def median_page(root: Path) -> int:
 
 
 def measure(corpus: Path, files: Sequence[Path], size: int, runs: int, *, related: bool) -> Floor:
-    what = f"cold, {size:,} articles, " + ("5 related links per article" if related else "feeds only")
+    what = label(size, related=related)
     print(what, flush=True)
     cores = os.cpu_count() or 1
     articles = sources(corpus, files, size)

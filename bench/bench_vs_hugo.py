@@ -162,9 +162,14 @@ def repeated(make: Callable[[], Run], runs: int, label: str) -> list[Run]:
     return out
 
 
+def label(size: int, *, related: bool) -> str:
+    """The name of a cold build in the printed tables."""
+    return f"cold, {size:,} articles, " + ("5 related links per article" if related else "feeds only")
+
+
 def compare(corpus: Path, files: Sequence[Path], size: int, runs: int, *, related: bool) -> Figure:
     articles = sources(corpus, files, size)
-    what = f"cold, {size:,} articles, " + ("5 related links per article" if related else "feeds only")
+    what = label(size, related=related)
     print(what, flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-vs-hugo-") as tmp:
         ours, hugo = Path(tmp) / "publisher", Path(tmp) / "hugo"
